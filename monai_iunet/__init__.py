@@ -1,0 +1,28 @@
+"""monai-iunet: fully invertible U-Nets (iUNets) for MONAI, trained with memory-efficient backpropagation."""
+
+from __future__ import annotations
+
+from monai_iunet.coupling import AdditiveCoupling, InvertibleChannelMixing
+from monai_iunet.engine import InvertibleSequence, memory_efficient_apply
+from monai_iunet.nets import IUNet, IUnet, Iunet, iunet
+from monai_iunet.orthogonal import orthogonal_matrix
+from monai_iunet.resampling import InvertibleDownsampling, InvertibleUpsampling
+from monai_iunet.unet import InvertibleSkip, InvertibleUNet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdditiveCoupling",
+    "IUNet",
+    "IUnet",
+    "Iunet",
+    "InvertibleChannelMixing",
+    "InvertibleDownsampling",
+    "InvertibleSequence",
+    "InvertibleSkip",
+    "InvertibleUNet",
+    "InvertibleUpsampling",
+    "iunet",
+    "memory_efficient_apply",
+    "orthogonal_matrix",
+]

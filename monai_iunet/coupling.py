@@ -1,0 +1,208 @@
+"""Invertible blocks acting at one resolution: additive coupling and orthogonal channel mixing.
+
+Every block is an ``nn.Module`` with ``forward(x)`` and ``inverse(y)`` of the same shape. A block may also define
+``reconstruct(y, grad_y, grads)`` (see :mod:`monai_iunet.engine`) to rebuild its input and back-propagate in one
+go; :class:`AdditiveCoupling` does so to evaluate its residual function once per backward step, not twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from monai.networks.layers.factories import Conv
+from monai.networks.layers.utils import get_act_layer, get_norm_layer
+from torch import nn
+
+from monai_iunet.engine import accumulate_grads, trainable_parameters
+from monai_iunet.orthogonal import orthogonal_matrix
+
+__all__ = ["AdditiveCoupling", "InvertibleChannelMixing", "residual_function"]
+
+DEFAULT_NORM = ("group", {"num_groups": 1})
+DEFAULT_ACT = ("leakyrelu", {"negative_slope": 0.01})
+
+
+def _with_affine(norm: str | tuple) -> str | tuple:
+    """Turn on the affine weight of norms that have it off by default (instance norm) so it can start at zero."""
+    name, args = (norm, {}) if isinstance(norm, str) else (norm[0], dict(norm[1]) if len(norm) > 1 else {})
+    if str(name).lower() in ("instance", "batch", "instance_nvfuser"):
+        args.setdefault("affine", True)
+    if str(name).lower() == "group":
+        args.setdefault("num_groups", 1)
+    return (name, args)
+
+
+def _inplace_act(act: str | tuple) -> nn.Module:
+    """An activation layer, in place where the activation supports it (its input is never needed again)."""
+    name, args = (act, {}) if isinstance(act, str) else (act[0], dict(act[1]) if len(act) > 1 else {})
+    if str(name).lower() in ("leakyrelu", "relu", "elu", "relu6"):
+        args.setdefault("inplace", True)
+    return get_act_layer((name, args))
+
+
+def residual_function(
+    spatial_dims: int,
+    in_channels: int,
+    out_channels: int,
+    depth: int = 1,
+    kernel_size: int = 3,
+    norm: str | tuple = DEFAULT_NORM,
+    act: str | tuple = DEFAULT_ACT,
+) -> nn.Sequential:
+    """The coupling's ``F``: ``depth`` times (conv → activation → normalisation), the last norm zero-initialised.
+
+    Because the last normalisation's affine weight and bias start at zero, ``F`` outputs zeros at
+    initialisation and the coupling block is the identity (paper §4.1).
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        in_channels: channels of the half that ``F`` reads.
+        out_channels: channels of the half that ``F`` is added to.
+        depth: number of conv–activation–norm units.
+        kernel_size: convolution kernel size (odd, "same" padding).
+        norm: a MONAI norm name or ``(name, args)``; default layer normalisation (GroupNorm with one group).
+        act: a MONAI activation name or ``(name, args)``; default LeakyReLU.
+    """
+    if depth < 1:
+        raise ValueError(f"block depth must be at least 1, got {depth}.")
+    if kernel_size % 2 != 1:
+        raise ValueError(f"kernel_size must be odd to keep the spatial size, got {kernel_size}.")
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for _ in range(depth):
+        layers += [
+            Conv[Conv.CONV, spatial_dims](channels, out_channels, kernel_size, padding=kernel_size // 2),
+            _inplace_act(act),
+            get_norm_layer(_with_affine(norm), spatial_dims, out_channels),
+        ]
+        channels = out_channels
+    last_norm = layers[-1]
+    if getattr(last_norm, "weight", None) is None:
+        raise ValueError(f"norm {norm!r} has no affine weight to initialise at zero; pass one that has (affine=True).")
+    nn.init.zeros_(last_norm.weight)
+    nn.init.zeros_(last_norm.bias)
+    return nn.Sequential(*layers)
+
+
+class AdditiveCoupling(nn.Module):
+    """Additive coupling on half of the channels: ``y1 = x1 + F(x2), y2 = x2`` (Jacobsen et al. 2018).
+
+    The channels are split into ``x1`` (the first ``channels // 2``) and ``x2``; with ``flip=True`` the roles swap,
+    so alternating ``flip`` from block to block lets every channel be updated. The inverse is
+    ``x1 = y1 - F(y2)``. The identity at initialisation (see :func:`residual_function`).
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        channels: number of input (= output) channels, at least 2.
+        flip: update the second part of the channels from the first instead.
+        depth, kernel_size, norm, act: passed to :func:`residual_function`.
+
+    Shapes:
+        ``forward``/``inverse``: ``(N, channels, *S)`` → ``(N, channels, *S)``.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        channels: int,
+        flip: bool = False,
+        depth: int = 1,
+        kernel_size: int = 3,
+        norm: str | tuple = DEFAULT_NORM,
+        act: str | tuple = DEFAULT_ACT,
+    ) -> None:
+        super().__init__()
+        if channels < 2:
+            raise ValueError(f"a coupling block needs at least 2 channels, got {channels}.")
+        self.channels = channels
+        self.flip = bool(flip)
+        first = channels // 2
+        # (updated slice, conditioning slice)
+        self._upd, self._cond = (slice(0, first), slice(first, None))
+        if self.flip:
+            self._upd, self._cond = self._cond, self._upd
+        n_upd, n_cond = (first, channels - first) if not self.flip else (channels - first, first)
+        self.fn = residual_function(spatial_dims, n_cond, n_upd, depth, kernel_size, norm, act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        y[:, self._upd] += self.fn(x[:, self._cond])
+        return y
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        x = y.clone()
+        x[:, self._upd] -= self.fn(y[:, self._cond])
+        return x
+
+    def reconstruct(
+        self, y: torch.Tensor, grad_y: torch.Tensor, grads: dict[nn.Parameter, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rebuild the input in place in ``y`` and back-propagate ``grad_y`` (in place), with one evaluation of F.
+
+        ``y`` and ``grad_y`` must be buffers owned by the engine.
+        """
+        cond = y[:, self._cond].detach()
+        params = trainable_parameters(self)
+        with torch.enable_grad():
+            leaf = cond.requires_grad_(True) if cond.dtype.is_floating_point else cond
+            out = self.fn(leaf)
+        inputs = [leaf, *params] if leaf.requires_grad else params
+        results = torch.autograd.grad(out, inputs, grad_y[:, self._upd], allow_unused=True)
+        if leaf.requires_grad:
+            grad_cond, results = results[0], results[1:]
+            grad_y[:, self._cond] += grad_cond
+        accumulate_grads(grads, params, results)
+        y[:, self._upd] -= out.detach()
+        return y, grad_y
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, flip={self.flip}"
+
+
+class InvertibleChannelMixing(nn.Module):
+    """Orthogonal 1×1 convolution mixing the channels (identity at initialisation).
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        channels: number of channels.
+        method: ``"exp"`` or ``"cayley"``, see :func:`monai_iunet.orthogonal.orthogonal_matrix`.
+
+    Shapes:
+        ``forward``/``inverse``: ``(N, channels, *S)`` → ``(N, channels, *S)``.
+    """
+
+    def __init__(self, spatial_dims: int, channels: int, method: str = "exp") -> None:
+        super().__init__()
+        self.spatial_dims = spatial_dims
+        self.method = str(method)
+        self.theta = nn.Parameter(torch.zeros(channels, channels))
+
+    def _mix(self, x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+        if not torch.is_autocast_enabled(x.device.type):
+            matrix = matrix.to(x.dtype)
+        conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)
+        return conv[self.spatial_dims - 1](x, matrix.reshape(*matrix.shape, *([1] * self.spatial_dims)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._mix(x, orthogonal_matrix(self.theta, self.method))
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return self._mix(y, orthogonal_matrix(self.theta, self.method).transpose(0, 1))
+
+
+def alternating_couplings(
+    spatial_dims: int,
+    channels: int,
+    num_blocks: int,
+    start_flip: bool = False,
+    channel_mixing: bool = False,
+    **kwargs,
+) -> Sequence[nn.Module]:
+    """``num_blocks`` additive couplings with alternating halves, each preceded by channel mixing if asked."""
+    blocks: list[nn.Module] = []
+    for i in range(num_blocks):
+        if channel_mixing:
+            blocks.append(InvertibleChannelMixing(spatial_dims, channels))
+        blocks.append(AdditiveCoupling(spatial_dims, channels, flip=bool((i + start_flip) % 2), **kwargs))
+    return blocks

@@ -1,0 +1,165 @@
+"""The memory-efficient backpropagation engine for compositions of invertible modules.
+
+The engine knows one protocol: an invertible module has ``forward(x)`` and ``inverse(y)``. It runs a module's
+forward without recording a graph and keeps only the output. In backward it walks the module from the output
+towards the input: each step reconstructs its input from its output and back-propagates through that one step
+(:func:`reconstruct`). Peak memory is therefore that of the output, its gradient and one step's working set,
+however many steps there are (Gomez et al. 2017; paper §1).
+
+A module may refine the default step by defining ``reconstruct(y, grad_y, grads) -> (x, grad_x)``; ``y`` and
+``grad_y`` are then buffers owned by the engine that it may overwrite in place. :class:`InvertibleSequence` does
+so to walk its children, and additive couplings to evaluate their residual function only once.
+
+Parameter gradients are returned through autograd (the parameters are inputs of the engine's
+``autograd.Function``), so ``loss.backward()``, ``torch.autograd.grad`` and DistributedDataParallel's gradient
+hooks see them as usual. The engine never frees or overwrites a tensor it did not allocate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "InvertibleSequence",
+    "MemoryEfficientFunction",
+    "accumulate_grads",
+    "memory_efficient_apply",
+    "reconstruct",
+    "trainable_parameters",
+]
+
+
+def trainable_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """The parameters of ``module`` that require gradients, in a fixed order."""
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+def accumulate_grads(
+    grads: dict[nn.Parameter, torch.Tensor], params: Sequence[nn.Parameter], values: Iterable[torch.Tensor | None]
+) -> None:
+    """Add ``values`` to ``grads[param]`` (a parameter can occur in several steps)."""
+    for param, value in zip(params, values):
+        if value is None:
+            continue
+        if param in grads:
+            grads[param] = grads[param] + value
+        else:
+            grads[param] = value
+
+
+def reconstruct(
+    module: nn.Module, y: torch.Tensor, grad_y: torch.Tensor, grads: dict[nn.Parameter, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One backward step through an invertible module: rebuild its input and its input's gradient.
+
+    Uses ``module.reconstruct`` where the module defines it; otherwise computes ``x = module.inverse(y)``,
+    re-runs ``module(x)`` with a graph and back-propagates ``grad_y`` through it.
+
+    Args:
+        module: an invertible module.
+        y: the module's output, shape ``(N, C', *S')``; a buffer owned by the engine.
+        grad_y: gradient of the loss with respect to ``y``; a buffer owned by the engine.
+        grads: parameter gradients, accumulated in place.
+
+    Returns:
+        the module's input ``x`` and the gradient with respect to it.
+    """
+    fused = getattr(module, "reconstruct", None)
+    if fused is not None:
+        return fused(y, grad_y, grads)
+    with torch.no_grad():
+        x = module.inverse(y)
+    del y
+    params = trainable_parameters(module)
+    with torch.enable_grad():
+        leaf = x.detach().requires_grad_(True)
+        out = module(leaf)
+    grad_x, *param_grads = torch.autograd.grad(out, [leaf, *params], grad_y, allow_unused=True)
+    accumulate_grads(grads, params, param_grads)
+    if grad_x is None:
+        grad_x = torch.zeros_like(x)
+    return x, grad_x
+
+
+class InvertibleSequence(nn.Sequential):
+    """Invertible modules applied one after the other; the inverse applies their inverses in reverse order."""
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        for module in reversed(self):
+            y = module.inverse(y)
+        return y
+
+    def reconstruct(
+        self, y: torch.Tensor, grad_y: torch.Tensor, grads: dict[nn.Parameter, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        for module in reversed(self):
+            y, grad_y = reconstruct(module, y, grad_y, grads)
+        return y, grad_y
+
+
+def _autocast_state(device_type: str) -> tuple[bool, torch.dtype]:
+    return torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
+
+
+class MemoryEfficientFunction(torch.autograd.Function):
+    """``y = module(x)`` without storing intermediates; backward reconstructs them from ``y``."""
+
+    @staticmethod
+    def forward(ctx, module: nn.Module, x: torch.Tensor, *params: nn.Parameter) -> torch.Tensor:  # type: ignore[override]
+        ctx.module = module
+        ctx.device_type = x.device.type
+        ctx.autocast = _autocast_state(x.device.type)
+        ctx.x_requires_grad = x.requires_grad
+        y = module(x)
+        if y is x or y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+            y = y.clone()
+        # Keep an alias of the output (no reference cycle through its grad_fn). The version check below catches
+        # in-place changes to the output made after forward, as autograd's own saved tensors do.
+        ctx.output = y.detach()
+        ctx.output_version = y._version
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor):  # type: ignore[override]
+        output = ctx.output
+        if output is None:
+            raise RuntimeError(
+                "backward ran twice through a memory-efficient invertible network (retain_graph=True or double "
+                "backward); this is not supported: build the network with memory_efficient=False."
+            )
+        if output._version != ctx.output_version:
+            raise RuntimeError(
+                "the output of a memory-efficient invertible network was modified in place after forward; "
+                "its inputs can no longer be reconstructed. Clone the output before changing it."
+            )
+        ctx.output = None  # release our reference as soon as we own a copy
+        y = output.clone()
+        del output
+        grad = grad_y.to(y.dtype, copy=True).contiguous()
+        del grad_y
+        grads: dict[nn.Parameter, torch.Tensor] = {}
+        enabled, dtype = ctx.autocast
+        with torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled):
+            _, grad_x = reconstruct(ctx.module, y, grad, grads)
+        module, ctx.module = ctx.module, None
+        param_grads = [grads.get(p) for p in trainable_parameters(module)]
+        return (None, grad_x if ctx.x_requires_grad else None, *param_grads)
+
+
+def memory_efficient_apply(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` with memory-efficient backpropagation when a gradient is needed.
+
+    Args:
+        module: an invertible module (``forward`` and ``inverse``).
+        x: input tensor; it is never modified.
+
+    Returns:
+        ``module(x)``, connected to ``x`` and to the module's parameters by the engine's backward.
+    """
+    params = trainable_parameters(module)
+    if not torch.is_grad_enabled() or not (x.requires_grad or params) or torch.jit.is_tracing():
+        return module(x)
+    return MemoryEfficientFunction.apply(module, x, *params)

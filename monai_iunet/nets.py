@@ -1,0 +1,135 @@
+"""The network MONAI users instantiate: lifting convolution → invertible U-Net core → projection convolution."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from monai.networks.layers.factories import Conv
+from torch import nn
+
+from monai_iunet.coupling import DEFAULT_ACT, DEFAULT_NORM
+from monai_iunet.unet import InvertibleUNet
+
+__all__ = ["IUNet", "IUnet", "Iunet", "iunet"]
+
+
+class IUNet(nn.Module):
+    """Fully invertible U-Net (iUNet) for segmentation and image-to-image tasks, trained memory-efficiently.
+
+    Etmann, Ke & Schönlieb, "iUNets: Fully invertible U-Nets with Learnable Up- and Downsampling", 2020
+    (https://arxiv.org/abs/2005.05220). A linear convolution lifts ``in_channels`` to ``channels[0]`` feature
+    maps, the bijective :class:`~monai_iunet.unet.InvertibleUNet` processes them at the resolutions given by
+    ``channels`` and ``strides``, and a linear convolution projects to ``out_channels`` (paper §3.1, Fig. 5). No
+    activation follows the lifting, so nothing stored by it depends on the core. With
+    ``memory_efficient=True`` (default) the core's activations are reconstructed in the backward pass, so the
+    memory for training does not grow with the number of blocks.
+
+    Args:
+        spatial_dims: number of spatial dimensions, 1, 2 or 3.
+        in_channels: number of input channels.
+        out_channels: number of output channels (logits).
+        channels: feature maps per level; ``channels[0]`` is the "channel blowup". With stride 2 in 3D each
+            next level must have a multiple of 8 channels, fewer than 8 times the previous level's; the error
+            for an unreachable choice names the nearest reachable one.
+        strides: downsampling factor between levels: an int, one int per spatial axis as a tuple
+            (e.g. ``(1, 2, 2)``, when its length differs from ``len(channels) - 1``), or a sequence of
+            ``len(channels) - 1`` of those.
+        blocks: invertible coupling blocks per level and side, an int or one per level.
+        block_depth: conv–activation–norm units in each block's residual function.
+        kernel_size: convolution kernel size inside the blocks.
+        norm: MONAI norm name or ``(name, args)``; default layer normalisation.
+        act: MONAI activation name or ``(name, args)``; default LeakyReLU.
+        channel_mixing: orthogonal 1×1 convolution before each coupling.
+        resampling_method: ``"exp"`` or ``"cayley"``.
+        resampling_init: ``"haar"``, ``"pixel_shuffle"`` or a tensor ``theta``.
+        learnable_resampling: train the invertible up/downsampling.
+        pad: ``"constant"``, ``"reflect"``, ``"replicate"`` or ``None`` for spatial sizes not divisible by
+            :attr:`total_stride` (``None`` rejects them).
+        memory_efficient: memory-efficient backpropagation through the core (``False``: ordinary autograd).
+        engine: ``"default"`` or ``"memcnn"``.
+        block: optional factory for custom invertible blocks, see :class:`~monai_iunet.unet.InvertibleUNet`.
+
+    Shapes:
+        ``(N, in_channels, *S)`` → ``(N, out_channels, *S)``, for any spatial size ``S``.
+
+    Examples::
+
+        # BraTS: 4 MRI modalities in, TC/WT/ET logits out
+        >>> net = IUNet(spatial_dims=3, in_channels=4, out_channels=3, channels=(16, 32, 64, 128), blocks=2)
+        >>> net(torch.randn(1, 4, 96, 96, 96)).shape
+        torch.Size([1, 3, 96, 96, 96])
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        channels: Sequence[int] = (16, 32, 64, 128),
+        strides: int | Sequence[int] | Sequence[Sequence[int]] = 2,
+        blocks: int | Sequence[int] = 2,
+        block_depth: int = 1,
+        kernel_size: int = 3,
+        norm: str | tuple = DEFAULT_NORM,
+        act: str | tuple = DEFAULT_ACT,
+        channel_mixing: bool = False,
+        resampling_method: str = "exp",
+        resampling_init: str | torch.Tensor = "haar",
+        learnable_resampling: bool = True,
+        pad: str | None = "constant",
+        memory_efficient: bool = True,
+        engine: str = "default",
+        block: Callable[[int, int, int], nn.Module] | None = None,
+    ) -> None:
+        super().__init__()
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(f"in_channels and out_channels must be positive, got {in_channels}, {out_channels}.")
+        self.spatial_dims = spatial_dims
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.core = InvertibleUNet(
+            spatial_dims=spatial_dims,
+            channels=channels,
+            strides=strides,
+            blocks=blocks,
+            block_depth=block_depth,
+            kernel_size=kernel_size,
+            norm=norm,
+            act=act,
+            channel_mixing=channel_mixing,
+            resampling_method=resampling_method,
+            resampling_init=resampling_init,
+            learnable_resampling=learnable_resampling,
+            pad=pad,
+            memory_efficient=memory_efficient,
+            engine=engine,
+            block=block,
+        )
+        conv = Conv[Conv.CONV, spatial_dims]
+        self.lift = conv(in_channels, self.core.channels[0], kernel_size=1)
+        self.project = conv(self.core.channels[0], out_channels, kernel_size=1)
+
+    @property
+    def total_stride(self) -> tuple[int, ...]:
+        """The total downsampling factor per axis; spatial sizes divisible by it need no padding."""
+        return self.core.total_stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"IUNet expects input of shape (N, {self.in_channels}, {', '.join(['*'] * self.spatial_dims)}) "
+                f"(in_channels={self.in_channels}), got {tuple(x.shape)}; check the number of input "
+                "modalities/channels in your data or set in_channels."
+            )
+        return self.project(self.core(self.lift(x)))
+
+    def layout(self) -> str:
+        """The core's layout with the lifting and projection."""
+        return (
+            f"lift {self.in_channels} -> {self.core.channels[0]} channels (linear 1x1 conv)\n"
+            f"{self.core.layout()}\nproject {self.core.channels[0]} -> {self.out_channels} channels (linear 1x1 conv)"
+        )
+
+
+IUnet = Iunet = iunet = IUNet

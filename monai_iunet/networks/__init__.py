@@ -1,0 +1,1 @@
+"""MONAI-style import path: ``monai_iunet.networks.nets.IUNet``."""

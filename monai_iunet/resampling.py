@@ -1,0 +1,259 @@
+"""Learnable invertible up- and downsampling (paper §2, Theorem 4 and Corollaries 5–6).
+
+A special orthogonal ``σ × σ`` matrix (``σ`` = product of the strides) is reordered into ``σ`` filters of the
+stride's shape. A convolution with these filters whose stride equals the kernel size has non-overlapping windows
+and is therefore an orthogonal operator; its inverse is the transposed convolution with the same kernel. Each
+input channel gets its own matrix (Corollary 6), so the convolution is grouped by channel.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from monai_iunet.orthogonal import ORTHOGONAL_METHODS, orthogonal_matrix
+
+__all__ = [
+    "RESAMPLING_INITS",
+    "InvertibleDownsampling",
+    "InvertibleUpsampling",
+    "check_divisible",
+    "dct_matrix",
+    "haar_matrix",
+    "ensure_tuple_stride",
+]
+
+RESAMPLING_INITS = ("haar", "pixel_shuffle")
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+def ensure_tuple_stride(stride: int | Sequence[int], spatial_dims: int) -> tuple[int, ...]:
+    """Return ``stride`` as a tuple of ``spatial_dims`` positive ints."""
+    if isinstance(stride, (int, np.integer)):
+        stride = (int(stride),) * spatial_dims
+    stride = tuple(int(s) for s in stride)
+    if len(stride) != spatial_dims or any(s < 1 for s in stride):
+        raise ValueError(f"stride must be a positive int or a sequence of {spatial_dims} positive ints, got {stride}.")
+    return stride
+
+
+def check_divisible(spatial_shape: Sequence[int], factor: Sequence[int], hint: str = "") -> None:
+    """Raise a ``ValueError`` naming the nearest valid size if ``spatial_shape`` is not divisible by ``factor``."""
+    spatial_shape = tuple(int(s) for s in spatial_shape)
+    if all(s % f == 0 for s, f in zip(spatial_shape, factor)):
+        return
+    lower = tuple(max(f, s - s % f) for s, f in zip(spatial_shape, factor))
+    upper = tuple(s if s % f == 0 else s + f - s % f for s, f in zip(spatial_shape, factor))
+    raise ValueError(
+        f"spatial size {spatial_shape} is not divisible by {tuple(factor)}; "
+        f"crop to {lower} or pad to {upper}{hint}."
+    )
+
+
+def dct_matrix(n: int) -> torch.Tensor:
+    """Orthonormal DCT-II matrix of size ``n``; for ``n = 2`` it is the Haar matrix ``[[1, 1], [1, -1]] / sqrt(2)``."""
+    k = torch.arange(n, dtype=torch.float64)[:, None]
+    i = torch.arange(n, dtype=torch.float64)[None, :]
+    mat = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
+    mat[0] /= math.sqrt(2.0)
+    return mat
+
+
+def haar_matrix(stride: Sequence[int]) -> torch.Tensor:
+    """The N-D Haar transform of one stride window as a ``σ × σ`` orthogonal matrix.
+
+    Rows are filters, columns are the window's voxels in C order. Axes with stride 2 use the 1D Haar matrix,
+    axes with stride 1 the identity; other strides use the orthonormal DCT-II (which is Haar for 2), so the
+    result is the separable (Kronecker) product over axes.
+    """
+    mat = torch.ones(1, 1, dtype=torch.float64)
+    for s in stride:
+        mat = torch.kron(mat, dct_matrix(s))
+    return mat
+
+
+class _OrthogonalResampling(nn.Module):
+    """Shared kernel of :class:`InvertibleDownsampling` and :class:`InvertibleUpsampling`.
+
+    Holds ``theta`` of shape ``(channels, σ, σ)``; the per-channel orthogonal matrix is
+    ``orthogonal_matrix(theta) @ base`` with a fixed ``base`` (the Haar matrix for ``init="haar"``, else the
+    identity), so ``theta = 0`` gives the Haar transform or pixel shuffle exactly. Composing with a fixed base,
+    as ``torch.nn.utils.parametrizations.orthogonal`` does, also reaches Haar matrices of determinant -1.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        channels: int,
+        stride: int | Sequence[int] = 2,
+        method: str = "exp",
+        init: str | torch.Tensor = "haar",
+        learnable: bool = True,
+    ) -> None:
+        super().__init__()
+        if spatial_dims not in _CONV:
+            raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}.")
+        if int(channels) < 1:
+            raise ValueError(f"channels must be a positive int, got {channels}.")
+        method = str(method).lower()
+        if method not in ORTHOGONAL_METHODS:
+            raise ValueError(f"method must be one of {ORTHOGONAL_METHODS}, got {method!r}.")
+        self.spatial_dims = spatial_dims
+        self.channels = int(channels)
+        self.stride = ensure_tuple_stride(stride, spatial_dims)
+        self.sigma = math.prod(self.stride)
+        self.method = method
+
+        sigma = self.sigma
+        theta = torch.zeros(self.channels, sigma, sigma)
+        self.haar_base = False
+        if isinstance(init, str):
+            init_name = init.lower()
+            if init_name == "haar":
+                self.haar_base = True
+            elif init_name != "pixel_shuffle":
+                raise ValueError(f"init must be one of {RESAMPLING_INITS} or a tensor, got {init!r}.")
+        else:
+            given = torch.as_tensor(init, dtype=torch.get_default_dtype())
+            if given.shape not in ((sigma, sigma), (self.channels, sigma, sigma)):
+                raise ValueError(
+                    f"init as a tensor must be theta of shape ({sigma}, {sigma}) or "
+                    f"({self.channels}, {sigma}, {sigma}), got {tuple(given.shape)}."
+                )
+            theta = given.expand(self.channels, sigma, sigma).clone()
+        if learnable:
+            self.theta = nn.Parameter(theta)
+        else:
+            self.register_buffer("theta", theta)
+        self._base_cache: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+    def base(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor | None:
+        """The fixed matrix the learned rotation is applied to: the Haar matrix, or ``None`` for the identity.
+
+        Computed in float64 and cast, so a float64 network is orthogonal to float64 round-off.
+        """
+        if not self.haar_base:
+            return None
+        key = (dtype, device)
+        if key not in self._base_cache:
+            self._base_cache[key] = haar_matrix(self.stride).to(device=device, dtype=dtype)
+        return self._base_cache[key]
+
+    def matrix(self) -> torch.Tensor:
+        """The per-channel orthogonal matrices, shape ``(channels, σ, σ)``."""
+        rotation = orthogonal_matrix(self.theta, self.method)
+        base = self.base(rotation.dtype, rotation.device)
+        return rotation if base is None else rotation @ base
+
+    def kernel(self) -> torch.Tensor:
+        """The matrices' rows reordered into filters, shape ``(channels * σ, 1, *stride)`` (paper's ``R``)."""
+        return self.matrix().reshape(self.channels * self.sigma, 1, *self.stride)
+
+    def _weight(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.kernel()
+        # Under autocast the convolution runs in the autocast dtype anyway; outside it, follow the input.
+        return weight if torch.is_autocast_enabled(x.device.type) else weight.to(x.dtype)
+
+    def _down(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != self.channels:
+            raise ValueError(f"expected {self.channels} channels at full resolution, got {x.shape[1]}.")
+        check_divisible(x.shape[2:], self.stride, hint=f" (stride {self.stride} of invertible downsampling)")
+        return _CONV[self.spatial_dims](x, self._weight(x), stride=self.stride, groups=self.channels)
+
+    def _up(self, y: torch.Tensor) -> torch.Tensor:
+        if y.shape[1] != self.channels * self.sigma:
+            raise ValueError(f"expected {self.channels * self.sigma} channels at low resolution, got {y.shape[1]}.")
+        return _CONV_T[self.spatial_dims](y, self._weight(y), stride=self.stride, groups=self.channels)
+
+    def extra_repr(self) -> str:
+        learnable = isinstance(self.theta, nn.Parameter)
+        return f"channels={self.channels}, stride={self.stride}, method={self.method!r}, learnable={learnable}"
+
+
+class InvertibleDownsampling(_OrthogonalResampling):
+    """Learnable invertible downsampling: an orthogonal strided convolution (paper Cor. 5–6).
+
+    Maps ``(N, C, *S)`` to ``(N, C * σ, *(S / stride))`` where ``σ = prod(stride)``. The inverse is the
+    transposed convolution with the same kernel, so ``inverse(forward(x)) == x`` up to round-off.
+
+    Args:
+        spatial_dims: number of spatial dimensions, 1, 2 or 3.
+        in_channels: number of input channels ``C``; each gets its own orthogonal matrix.
+        stride: int or one int per spatial axis (anisotropic, e.g. ``(1, 2, 2)``); also the kernel size.
+        method: ``"exp"`` (matrix exponential) or ``"cayley"``: how ``theta`` is mapped to SO(σ).
+        init: ``"haar"`` (the N-D Haar transform), ``"pixel_shuffle"`` (the identity matrix, i.e. space-to-depth)
+            or a tensor ``theta`` of shape ``(σ, σ)`` or ``(in_channels, σ, σ)`` applied to the identity.
+        learnable: whether ``theta`` is a trainable parameter.
+
+    Examples::
+
+        >>> down = InvertibleDownsampling(spatial_dims=3, in_channels=4, stride=(1, 2, 2))
+        >>> y = down(torch.randn(1, 4, 8, 16, 16))  # (1, 16, 8, 8, 8)
+        >>> torch.allclose(down.inverse(y), x, atol=1e-6)
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        stride: int | Sequence[int] = 2,
+        method: str = "exp",
+        init: str | torch.Tensor = "haar",
+        learnable: bool = True,
+    ) -> None:
+        super().__init__(spatial_dims, in_channels, stride, method, init, learnable)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Downsample ``x`` of shape ``(N, C, *S)`` to ``(N, C * σ, *(S / stride))``."""
+        return self._down(x)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """Undo :meth:`forward`: ``(N, C * σ, *S')`` to ``(N, C, *(S' * stride))``."""
+        return self._up(y)
+
+
+class InvertibleUpsampling(_OrthogonalResampling):
+    """Learnable invertible upsampling: the inverse of an :class:`InvertibleDownsampling` (paper Def. 3).
+
+    Maps ``(N, C, *S)`` to ``(N, C / σ, *(S * stride))`` with a transposed orthogonal convolution. With the same
+    ``stride``, ``method`` and ``init`` as a downsampling layer it starts as that layer's exact inverse.
+
+    Args:
+        spatial_dims: number of spatial dimensions, 1, 2 or 3.
+        in_channels: number of (low-resolution) input channels ``C``; must be divisible by ``σ = prod(stride)``.
+        stride: int or one int per spatial axis.
+        method: ``"exp"`` or ``"cayley"``.
+        init: ``"haar"``, ``"pixel_shuffle"`` or a tensor ``theta`` of shape ``(σ, σ)`` or ``(C / σ, σ, σ)``.
+        learnable: whether ``theta`` is a trainable parameter.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        stride: int | Sequence[int] = 2,
+        method: str = "exp",
+        init: str | torch.Tensor = "haar",
+        learnable: bool = True,
+    ) -> None:
+        sigma = math.prod(ensure_tuple_stride(stride, spatial_dims))
+        if in_channels % sigma:
+            raise ValueError(
+                f"in_channels={in_channels} of invertible upsampling must be divisible by prod(stride)={sigma}."
+            )
+        super().__init__(spatial_dims, in_channels // sigma, stride, method, init, learnable)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Upsample ``x`` of shape ``(N, C, *S)`` to ``(N, C / σ, *(S * stride))``."""
+        return self._up(x)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """Undo :meth:`forward`."""
+        return self._down(y)

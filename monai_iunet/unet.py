@@ -1,0 +1,321 @@
+"""The bijective core of the iUNet (paper §3, eqs. 8–9).
+
+At each level the feature maps pass through invertible blocks; then the first ``k`` channels are invertibly
+downsampled into the next level while the other channels wait as the skip connection. Coming back up, the next
+level's output is invertibly upsampled to ``k`` channels and concatenated with the skip, followed by more blocks.
+The number of channels and the spatial size of the whole core's input and output are the same.
+
+Built from three pieces that all keep the forward/inverse protocol: blocks (:mod:`monai_iunet.coupling`),
+resampling (:mod:`monai_iunet.resampling`) and :class:`InvertibleSkip`, which sends part of the channels through
+a nested :class:`~monai_iunet.engine.InvertibleSequence` (downsampling, the next level, upsampling).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from monai_iunet.coupling import DEFAULT_ACT, DEFAULT_NORM, alternating_couplings
+from monai_iunet.engine import InvertibleSequence, memory_efficient_apply, reconstruct
+from monai_iunet.resampling import (
+    InvertibleDownsampling,
+    InvertibleUpsampling,
+    check_divisible,
+    ensure_tuple_stride,
+)
+
+__all__ = ["ENGINES", "PAD_MODES", "InvertibleSkip", "InvertibleUNet", "split_channels"]
+
+ENGINES = ("default", "memcnn")
+PAD_MODES = ("constant", "reflect", "replicate", None)
+
+
+class InvertibleSkip(nn.Module):
+    """Send the first ``split`` channels through ``inner`` and pass the rest through unchanged.
+
+    ``y = concat(inner(x[:, :split]), x[:, split:])``. With ``inner`` = downsampling → next level → upsampling,
+    the untouched channels are the U-Net's skip connection (paper eqs. 8–9).
+
+    Args:
+        split: number of channels that go through ``inner``.
+        inner: an invertible module that keeps the shape of its input.
+    """
+
+    def __init__(self, split: int, inner: nn.Module) -> None:
+        super().__init__()
+        self.split = split
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.inner(x[:, : self.split]), x[:, self.split :]], dim=1)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.inner.inverse(y[:, : self.split]), y[:, self.split :]], dim=1)
+
+    def reconstruct(
+        self, y: torch.Tensor, grad_y: torch.Tensor, grads: dict[nn.Parameter, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rebuild the first ``split`` channels of ``y`` (and of ``grad_y``) in place; the skip needs nothing."""
+        x_part, grad_part = reconstruct(self.inner, y[:, : self.split], grad_y[:, : self.split], grads)
+        y[:, : self.split].copy_(x_part)
+        grad_y[:, : self.split].copy_(grad_part)
+        return y, grad_y
+
+    def extra_repr(self) -> str:
+        return f"split={self.split}"
+
+
+def split_channels(channels: Sequence[int], sigmas: Sequence[int]) -> list[int]:
+    """How many channels each level sends down: ``channels[l + 1] / σ_l``, checked to be reachable.
+
+    Raises:
+        ValueError: naming the nearest reachable ``channels`` when a level's count cannot be produced.
+    """
+    splits, nearest, ok = [], [int(channels[0])], True
+    for level, sigma in enumerate(sigmas):
+        c, c_next = nearest[level], int(channels[level + 1])
+        k = max(1, min(c - 1, round(c_next / sigma)))
+        if c_next != k * sigma or c < 2:
+            ok = False
+        nearest.append(k * sigma)
+        splits.append(k)
+    if not ok:
+        raise ValueError(
+            f"channels={tuple(int(c) for c in channels)} cannot be reached: level l+1 must have "
+            f"k * prod(stride) channels with 0 < k < channels[l] (prod(stride) per level: {tuple(sigmas)}); "
+            f"the nearest reachable configuration is channels={tuple(nearest)}."
+        )
+    return splits
+
+
+def _per_level(value, num: int, name: str) -> list:
+    if isinstance(value, (int, str)) or value is None:
+        return [value] * num
+    value = list(value)
+    if len(value) != num:
+        raise ValueError(f"{name} must be a single value or a sequence of length {num}, got {len(value)}.")
+    return value
+
+
+class InvertibleUNet(nn.Module):
+    """The fully invertible U-Net core: a bijection with the same shape in and out (paper §3, Fig. 5).
+
+    Level ``l`` applies ``blocks[l]`` invertible blocks, sends ``k_l = channels[l + 1] / prod(strides[l])``
+    channels through learnable invertible downsampling to level ``l + 1`` and keeps ``channels[l] - k_l``
+    channels as the skip; on the way back the upsampled channels are concatenated with the skip and
+    ``blocks[l]`` more blocks follow. Upsampling starts as the inverse of its downsampling and every block as
+    the identity, so the whole core is the identity at initialisation.
+
+    Training is memory-efficient by default: the activations inside the core are not stored but reconstructed
+    from the output in the backward pass (:mod:`monai_iunet.engine`), so memory does not grow with depth.
+
+    Args:
+        spatial_dims: number of spatial dimensions, 1, 2 or 3.
+        channels: channels per level, e.g. ``(16, 32, 64, 128)``; ``channels[0]`` is the input's channels.
+        strides: downsampling factor between levels: an int, one per axis (``(1, 2, 2)``), or a sequence of
+            ``len(channels) - 1`` of those.
+        blocks: invertible blocks per level and side, an int or one per level.
+        block_depth: conv–activation–norm units in each coupling's residual function.
+        kernel_size: convolution kernel size in the residual functions.
+        norm: MONAI norm name or ``(name, args)``; default layer normalisation (GroupNorm, one group).
+        act: MONAI activation name or ``(name, args)``; default LeakyReLU.
+        channel_mixing: put an orthogonal 1×1 convolution before every coupling.
+        resampling_method: ``"exp"`` or ``"cayley"``, see :class:`~monai_iunet.resampling.InvertibleDownsampling`.
+        resampling_init: ``"haar"``, ``"pixel_shuffle"`` or a tensor ``theta``.
+        learnable_resampling: train the up/downsampling.
+        pad: how inputs whose spatial size is not divisible by :attr:`total_stride` are padded (at the end of
+            each axis) and cropped back: ``"constant"`` (zeros), ``"reflect"``, ``"replicate"``, or ``None``
+            to reject them with an error naming the nearest valid size.
+        memory_efficient: reconstruct activations in backward instead of storing them; ``False`` gives
+            ordinary autograd through the same weights.
+        engine: ``"default"`` (this package's engine) or ``"memcnn"`` (memcnn's ``InvertibleModuleWrapper``
+            around each block, as in the paper; needs ``pip install memcnn``).
+        block: optional factory ``block(spatial_dims, channels, index) -> module`` with ``forward``/``inverse``
+            to use instead of additive couplings.
+
+    Shapes:
+        ``forward``/``inverse``: ``(N, channels[0], *S)`` → ``(N, channels[0], *S)``.
+
+    Examples::
+
+        >>> core = InvertibleUNet(spatial_dims=3, channels=(16, 32, 64), blocks=2)
+        >>> print(core.layout())
+        >>> y = core(torch.randn(1, 16, 32, 32, 32))
+        >>> x = core.inverse(y)
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        channels: Sequence[int],
+        strides: int | Sequence[int] | Sequence[Sequence[int]] = 2,
+        blocks: int | Sequence[int] = 2,
+        block_depth: int = 1,
+        kernel_size: int = 3,
+        norm: str | tuple = DEFAULT_NORM,
+        act: str | tuple = DEFAULT_ACT,
+        channel_mixing: bool = False,
+        resampling_method: str = "exp",
+        resampling_init: str | torch.Tensor = "haar",
+        learnable_resampling: bool = True,
+        pad: str | None = "constant",
+        memory_efficient: bool = True,
+        engine: str = "default",
+        block: Callable[[int, int, int], nn.Module] | None = None,
+    ) -> None:
+        super().__init__()
+        if spatial_dims not in (1, 2, 3):
+            raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}.")
+        channels = tuple(int(c) for c in channels)
+        if len(channels) < 1:
+            raise ValueError("channels must name at least one level.")
+        levels = len(channels)
+        if isinstance(strides, int) or (
+            len(strides) == spatial_dims and all(isinstance(s, int) for s in strides) and levels - 1 != spatial_dims
+        ):
+            strides = [strides] * (levels - 1)
+        strides = list(strides)
+        if len(strides) != levels - 1:
+            raise ValueError(f"strides must be one value or a sequence of len(channels) - 1 = {levels - 1} values.")
+        engine = str(engine).lower()
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}.")
+        if pad is not None and str(pad).lower() not in PAD_MODES:
+            raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}.")
+
+        self.spatial_dims = spatial_dims
+        self.channels = channels
+        self.strides = [ensure_tuple_stride(s, spatial_dims) for s in strides]
+        self.blocks = [int(b) for b in _per_level(blocks, levels, "blocks")]
+        self.splits = split_channels(channels, [math.prod(s) for s in self.strides])
+        self.total_stride = tuple(math.prod(s[i] for s in self.strides) for i in range(spatial_dims))
+        self.pad = None if pad is None else str(pad).lower()
+        self.memory_efficient = bool(memory_efficient)
+        self.engine = engine
+        self._warned_pad = False
+
+        block_kwargs = dict(depth=block_depth, kernel_size=kernel_size, norm=norm, act=act)
+        resampling_kwargs = dict(method=resampling_method, init=resampling_init, learnable=learnable_resampling)
+        counter = iter(range(10**9))
+
+        def side(level: int, start_flip: bool) -> list[nn.Module]:
+            c = channels[level]
+            if block is not None:
+                return [block(spatial_dims, c, next(counter)) for _ in range(self.blocks[level])]
+            return list(
+                alternating_couplings(
+                    spatial_dims, c, self.blocks[level], start_flip, channel_mixing=channel_mixing, **block_kwargs
+                )
+            )
+
+        def level_modules(level: int) -> list[nn.Module]:
+            modules = side(level, start_flip=False)
+            if level < levels - 1:
+                k, stride = self.splits[level], self.strides[level]
+                inner = InvertibleSequence(
+                    InvertibleDownsampling(spatial_dims, k, stride, **resampling_kwargs),
+                    *level_modules(level + 1),
+                    InvertibleUpsampling(spatial_dims, channels[level + 1], stride, **resampling_kwargs),
+                )
+                modules.append(InvertibleSkip(k, inner))
+            # continue the alternation of halves across the skip
+            return modules + side(level, start_flip=bool(self.blocks[level] % 2))
+
+        self.body = InvertibleSequence(*level_modules(0))
+        if engine == "memcnn":
+            self._wrap_blocks_with_memcnn()
+
+    def _wrap_blocks_with_memcnn(self) -> None:
+        try:
+            with warnings.catch_warnings():  # memcnn installs a global UserWarning filter on import; undo it
+                import memcnn
+        except ImportError as e:
+            raise ImportError('engine="memcnn" needs memcnn: pip install --no-deps memcnn') from e
+
+        def wrap(sequence: InvertibleSequence) -> None:
+            for name, module in sequence.named_children():
+                if isinstance(module, InvertibleSkip):
+                    wrap(module.inner)
+                elif isinstance(module, InvertibleSequence):
+                    wrap(module)
+                elif hasattr(module, "inverse") and not isinstance(
+                    module, (InvertibleDownsampling, InvertibleUpsampling)
+                ):
+                    wrapper = memcnn.InvertibleModuleWrapper(module, keep_input=False, keep_input_inverse=False)
+                    setattr(sequence, name, wrapper)
+
+        wrap(self.body)
+
+    def _padding(self, spatial_shape: Sequence[int]) -> list[int]:
+        return [(-s) % f for s, f in zip(spatial_shape, self.total_stride)]
+
+    def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...] | None]:
+        if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.channels[0]:
+            raise ValueError(
+                f"expected input of shape (N, {self.channels[0]}, {', '.join(['*'] * self.spatial_dims)}), "
+                f"got {tuple(x.shape)}."
+            )
+        spatial = tuple(x.shape[2:])
+        amounts = self._padding(spatial)
+        if not any(amounts):
+            return x, None
+        if self.pad is None:
+            check_divisible(spatial, self.total_stride, hint=", or build the network with pad='constant'")
+        if not self._warned_pad:
+            warnings.warn(
+                f"spatial size {spatial} is not divisible by {self.total_stride}: padding ({self.pad}) to "
+                f"{tuple(s + a for s, a in zip(spatial, amounts))} and cropping back (warned once).",
+                stacklevel=3,
+            )
+            self._warned_pad = True
+        widths = [w for a in reversed(amounts) for w in (0, a)]
+        return F.pad(x, widths, mode=self.pad), spatial
+
+    @staticmethod
+    def _crop(y: torch.Tensor, spatial: tuple[int, ...] | None) -> torch.Tensor:
+        if spatial is None:
+            return y
+        return y[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``x`` of shape ``(N, channels[0], *S)`` to the same shape."""
+        x, spatial = self._pad(x)
+        if not self.memory_efficient:
+            y = self.body(x)
+        elif self.engine == "memcnn":
+            # memcnn frees each wrapped block's input storage: never hand it a tensor someone else holds
+            y = self.body(x.clone() if torch.is_grad_enabled() else x)
+        else:
+            y = memory_efficient_apply(self.body, x)
+        return self._crop(y, spatial)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """Map an output back to the input. Exact for inputs that needed no padding; with padding, the
+        padded region of the output is not known, so the result is only approximate near the far borders."""
+        y, spatial = self._pad(y)
+        return self._crop(self.body.inverse(y), spatial)
+
+    def layout(self) -> str:
+        """A table of the levels: resolution, channels, blocks per side, channels sent down and kept as skip."""
+        rows = ["level  scale        channels  blocks  down  skip  stride"]
+        scale = (1,) * self.spatial_dims
+        for level, c in enumerate(self.channels):
+            down = self.splits[level] if level < len(self.splits) else 0
+            stride = self.strides[level] if level < len(self.strides) else "-"
+            rows.append(
+                f"{level:<6} {'1/' + 'x'.join(map(str, scale)):<12} {c:<9} {self.blocks[level]}+{self.blocks[level]:<4}"
+                f" {down:<5} {c - down if down else '-':<5} {stride}"
+            )
+            if level < len(self.strides):
+                scale = tuple(a * b for a, b in zip(scale, self.strides[level]))
+        params = sum(p.numel() for p in self.parameters())
+        rows.append(
+            f"total stride {self.total_stride}, {params:,} parameters, "
+            f"memory_efficient={self.memory_efficient}, engine={self.engine!r}"
+        )
+        return "\n".join(rows)
