@@ -112,30 +112,16 @@ class MemoryEfficientFunction(torch.autograd.Function):
         ctx.module = module
         ctx.device_type = x.device.type
         ctx.autocast = _autocast_state(x.device.type)
-        ctx.x_requires_grad = x.requires_grad
         y = module(x)
         if y is x or y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
             y = y.clone()
-        # Keep an alias of the output (no reference cycle through its grad_fn). The version check below catches
-        # in-place changes to the output made after forward, as autograd's own saved tensors do.
-        ctx.output = y.detach()
-        ctx.output_version = y._version
+        ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, grad_y: torch.Tensor):  # type: ignore[override]
-        output = ctx.output
-        if output is None:
-            raise RuntimeError(
-                "backward ran twice through a memory-efficient invertible network (retain_graph=True or double "
-                "backward); this is not supported: build the network with memory_efficient=False."
-            )
-        if output._version != ctx.output_version:
-            raise RuntimeError(
-                "the output of a memory-efficient invertible network was modified in place after forward; "
-                "its inputs can no longer be reconstructed. Clone the output before changing it."
-            )
-        ctx.output = None  # release our reference as soon as we own a copy
+        (output,) = ctx.saved_tensors
+        # The saved output may be held by others (the caller, a retained graph): work on our own copies.
         y = output.clone()
         del output
         grad = grad_y.to(y.dtype, copy=True).contiguous()
@@ -144,9 +130,8 @@ class MemoryEfficientFunction(torch.autograd.Function):
         enabled, dtype = ctx.autocast
         with torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled):
             _, grad_x = reconstruct(ctx.module, y, grad, grads)
-        module, ctx.module = ctx.module, None
-        param_grads = [grads.get(p) for p in trainable_parameters(module)]
-        return (None, grad_x if ctx.x_requires_grad else None, *param_grads)
+        param_grads = [grads.get(p) for p in trainable_parameters(ctx.module)]
+        return (None, grad_x if ctx.needs_input_grad[1] else None, *param_grads)
 
 
 def memory_efficient_apply(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -160,6 +145,6 @@ def memory_efficient_apply(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         ``module(x)``, connected to ``x`` and to the module's parameters by the engine's backward.
     """
     params = trainable_parameters(module)
-    if not torch.is_grad_enabled() or not (x.requires_grad or params) or torch.jit.is_tracing():
+    if not torch.is_grad_enabled() or not (x.requires_grad or params) or torch.jit.is_tracing() or torch.compiler.is_compiling():
         return module(x)
     return MemoryEfficientFunction.apply(module, x, *params)

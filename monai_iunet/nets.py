@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
@@ -123,6 +124,21 @@ class IUNet(nn.Module):
                 "modalities/channels in your data or set in_channels."
             )
         return self.project(self.core(self.lift(x)))
+
+    def for_export(self) -> IUNet:
+        """A copy for inference export (TorchScript, ONNX): eval mode, ordinary autograd, and the invertible
+        resampling kernels stored as constants, since ONNX has no matrix exponential.
+
+        Examples::
+
+            >>> torch.onnx.export(net.for_export(), (torch.randn(1, 4, 96, 96, 96),), "iunet.onnx")
+        """
+        exported = copy.deepcopy(self).eval()
+        exported.core.memory_efficient = False
+        for module in exported.modules():
+            if hasattr(module, "freeze"):
+                module.freeze()
+        return exported
 
     def layout(self) -> str:
         """The core's layout with the lifting and projection."""

@@ -132,28 +132,24 @@ class _OrthogonalResampling(nn.Module):
             self.theta = nn.Parameter(theta)
         else:
             self.register_buffer("theta", theta)
-        self._base_cache: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+        # kept in float64 (not saved: it follows from init) so that a float64 network is exactly orthogonal
+        self.register_buffer("base", haar_matrix(self.stride) if self.haar_base else None, persistent=False)
+        self.register_buffer("frozen_kernel", None, persistent=False)
 
-    def base(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor | None:
-        """The fixed matrix the learned rotation is applied to: the Haar matrix, or ``None`` for the identity.
-
-        Computed in float64 and cast, so a float64 network is orthogonal to float64 round-off.
-        """
-        if not self.haar_base:
-            return None
-        key = (dtype, device)
-        if key not in self._base_cache:
-            self._base_cache[key] = haar_matrix(self.stride).to(device=device, dtype=dtype)
-        return self._base_cache[key]
+    def freeze(self) -> None:
+        """Store the current kernel as a constant (for export: ONNX has no matrix exponential)."""
+        with torch.no_grad():
+            self.frozen_kernel = self.kernel()
 
     def matrix(self) -> torch.Tensor:
         """The per-channel orthogonal matrices, shape ``(channels, σ, σ)``."""
         rotation = orthogonal_matrix(self.theta, self.method)
-        base = self.base(rotation.dtype, rotation.device)
-        return rotation if base is None else rotation @ base
+        return rotation if self.base is None else rotation @ self.base.to(rotation.dtype)
 
     def kernel(self) -> torch.Tensor:
         """The matrices' rows reordered into filters, shape ``(channels * σ, 1, *stride)`` (paper's ``R``)."""
+        if self.frozen_kernel is not None:
+            return self.frozen_kernel
         return self.matrix().reshape(self.channels * self.sigma, 1, *self.stride)
 
     def _weight(self, x: torch.Tensor) -> torch.Tensor:

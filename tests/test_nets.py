@@ -1,0 +1,77 @@
+import io
+import json
+
+import pytest
+import torch
+from monai.bundle import ConfigParser
+
+from conftest import randomize_
+from monai_iunet import IUNet
+from monai_iunet.networks.nets import Iunet, iunet
+
+
+def test_shapes_and_aliases():
+    assert Iunet is IUNet and iunet is IUNet
+    net = IUNet(spatial_dims=3, in_channels=4, out_channels=3, channels=(8, 16, 32), blocks=1)
+    assert net(torch.randn(2, 4, 16, 16, 16)).shape == (2, 3, 16, 16, 16)
+    assert net(torch.randn(1, 4, 15, 17, 9)).shape == (1, 3, 15, 17, 9)  # padded and cropped back
+    assert net.total_stride == (4, 4, 4)
+    net2d = IUNet(spatial_dims=2, in_channels=1, out_channels=10, channels=(16, 32), blocks=2)
+    assert net2d(torch.randn(1, 1, 12, 10)).shape == (1, 10, 12, 10)
+
+
+def test_lift_and_projection_are_linear_around_the_core():
+    net = IUNet(3, 4, 3, channels=(8, 16))
+    assert net.lift.kernel_size == (1, 1, 1) and net.project.kernel_size == (1, 1, 1)
+    x = torch.randn(1, 4, 8, 8, 8)
+    # identity core at initialisation: the network is the composition of the two linear convs
+    assert torch.allclose(net(x), net.project(net.lift(x)), atol=1e-5)
+    assert "lift 4 -> 8" in net.layout() and "project 8 -> 3" in net.layout()
+
+
+def test_memory_efficient_by_default():
+    assert IUNet(3, 4, 3).core.memory_efficient is True
+
+
+def test_wrong_input_channels_say_what_to_do():
+    net = IUNet(3, 4, 3, channels=(8, 16))
+    with pytest.raises(ValueError, match=r"in_channels=4.*got \(1, 3, 8, 8, 8\).*modalities"):
+        net(torch.zeros(1, 3, 8, 8, 8))
+
+
+def test_built_from_a_bundle_config():
+    config = json.loads(
+        '{"network_def": {"_target_": "monai_iunet.IUNet", "spatial_dims": 3, "in_channels": 4, "out_channels": 3,'
+        ' "channels": [8, 16], "blocks": 1, "norm": "instance", "resampling_init": "pixel_shuffle",'
+        ' "memory_efficient": true, "pad": "constant"},'
+        ' "alias": {"_target_": "monai_iunet.networks.nets.IUNet", "spatial_dims": 2, "in_channels": 1,'
+        ' "out_channels": 1, "channels": [4, 8]}}'
+    )
+    parser = ConfigParser(config)
+    net = parser.get_parsed_content("network_def")
+    assert isinstance(net, IUNet) and net(torch.zeros(1, 4, 8, 8, 8)).shape == (1, 3, 8, 8, 8)
+    assert isinstance(parser.get_parsed_content("alias"), IUNet)
+
+
+def test_torchscript_export_for_inference():
+    net = randomize_(IUNet(3, 4, 3, channels=(8, 16), blocks=1), std=0.1).eval()
+    x = torch.randn(1, 4, 8, 8, 8)
+    traced = torch.jit.trace(net, x, check_trace=False)
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer)
+    buffer.seek(0)
+    loaded = torch.jit.load(buffer)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), net(x), atol=1e-5)
+
+
+def test_onnx_export_for_inference(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    net = randomize_(IUNet(3, 2, 1, channels=(8, 16), blocks=1), std=0.1).eval()
+    path = tmp_path / "iunet.onnx"
+    x = torch.randn(1, 2, 8, 8, 8)
+    exported = net.for_export()
+    with torch.no_grad():
+        assert torch.allclose(exported(x), net(x), atol=1e-6)
+    torch.onnx.export(exported, (x,), str(path))
+    onnx.checker.check_model(onnx.load(str(path)))
