@@ -138,7 +138,8 @@ def main() -> None:
         return
 
     mib = 2**20
-    print(f"3D IUNet 4 -> 3 channels, channels {tuple(args.channels)}, {args.size}^3, batch 1, float32, {args.device}\n")
+    shape = f"{args.size}^3, batch 1, float32, {args.device}"
+    print(f"3D IUNet 4 -> 3 channels, channels {tuple(args.channels)}, {shape}\n")
     print("| blocks/level | variant | params | peak MiB | peak - param/grad/Adam MiB | step s |")
     print("|---|---|---|---|---|---|")
     for blocks in args.blocks:

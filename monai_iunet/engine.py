@@ -145,6 +145,7 @@ def memory_efficient_apply(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         ``module(x)``, connected to ``x`` and to the module's parameters by the engine's backward.
     """
     params = trainable_parameters(module)
-    if not torch.is_grad_enabled() or not (x.requires_grad or params) or torch.jit.is_tracing() or torch.compiler.is_compiling():
+    exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
+    if exporting or not torch.is_grad_enabled() or not (x.requires_grad or params):
         return module(x)
     return MemoryEfficientFunction.apply(module, x, *params)

@@ -52,8 +52,7 @@ def check_divisible(spatial_shape: Sequence[int], factor: Sequence[int], hint: s
     lower = tuple(max(f, s - s % f) for s, f in zip(spatial_shape, factor))
     upper = tuple(s if s % f == 0 else s + f - s % f for s, f in zip(spatial_shape, factor))
     raise ValueError(
-        f"spatial size {spatial_shape} is not divisible by {tuple(factor)}; "
-        f"crop to {lower} or pad to {upper}{hint}."
+        f"spatial size {spatial_shape} is not divisible by {tuple(factor)}; crop to {lower} or pad to {upper}{hint}."
     )
 
 

@@ -2,8 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import randomize_
 from monai_iunet import AdditiveCoupling, InvertibleChannelMixing, InvertibleUNet
+
+from conftest import randomize_
 
 
 @pytest.mark.parametrize("flip", [False, True])

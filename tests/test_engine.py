@@ -7,8 +7,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from monai_iunet import InvertibleUNet, IUNet
+
 from conftest import randomize_
-from monai_iunet import IUNet, InvertibleUNet
 
 
 def core_grads(core, x, memory_efficient, loss=lambda y: (y * torch.linspace(-1, 1, y.numel()).view_as(y).to(y)).sum()):
@@ -104,10 +105,7 @@ def test_autograd_grad_and_second_backward():
     core = randomize_(InvertibleUNet(2, (4, 8))).double()
     x = torch.randn(1, 4, 8, 8, dtype=torch.float64, requires_grad=True)
     gx, gp = torch.autograd.grad(core(x).square().sum(), [x, core.body[0].fn[0].weight])
-    rx, rp = torch.autograd.grad(
-        InvertibleUNet(2, (4, 8), memory_efficient=False).double().requires_grad_(False)(x).square().sum(), [x, x]
-    )[0], None
-    assert gx.shape == x.shape and gp.abs().sum() > 0 and rx.shape == x.shape
+    assert gx.shape == x.shape and gp.abs().sum() > 0
     gx_ref, _ = core_grads(core, x.detach(), False, lambda y: y.square().sum())
     assert torch.allclose(gx, gx_ref, atol=1e-10)
     # a retained graph can be back-propagated again and gives the same gradient

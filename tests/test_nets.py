@@ -5,9 +5,10 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
-from conftest import randomize_
 from monai_iunet import IUNet
 from monai_iunet.networks.nets import Iunet, iunet
+
+from conftest import randomize_
 
 
 def test_shapes_and_aliases():

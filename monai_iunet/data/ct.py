@@ -28,7 +28,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from monai.transforms import Affine
+from monai.data import MetaTensor
+from monai.transforms import Affine, Compose, SpatialPad
 from monai.utils import optional_import
 
 iradon, _has_skimage = optional_import("skimage.transform", name="iradon")
@@ -134,6 +135,7 @@ def simulate_fbp(
     axis: Sequence[float] | None = None,
     axis_angle_std_deg: float = 5.0,
     filter_name: str = "ramp",
+    spline_order: int = 3,
     seed: int | np.random.Generator | None = None,
 ) -> np.ndarray:
     """FBP reconstruction of an undersampled, noisy parallel-beam scan of ``volume``, on the grid of ``volume``.
@@ -148,6 +150,8 @@ def simulate_fbp(
         axis: the rotation axis in the volume's coordinates; ``None`` draws it with :func:`sample_ct_axis`.
         axis_angle_std_deg: scale of the random tilt of the drawn axis away from the volume's diagonal.
         filter_name: FBP filter, one of scikit-image's ``iradon`` filters (``"ramp"``, ``"shepp-logan"``, ...).
+        spline_order: interpolation order of the two resamplings between the volume's grid and the CT grid
+            (3: cubic B-spline, sharper than trilinear; 1: trilinear).
         seed: seed or numpy generator for the axis, the angle offset and the noise.
 
     Returns:
@@ -167,16 +171,32 @@ def simulate_fbp(
     axis = sample_ct_axis(rng, angle_std_deg=axis_angle_std_deg) if axis is None else axis
     rotation = np.eye(4)
     rotation[:3, :3] = rotation_to_axis(axis)
-    side = int(np.ceil(np.linalg.norm(volume.shape))) + 2  # every slice's content inside its inscribed circle
 
-    # MONAI's affine maps output coordinates to input coordinates: rotated(p) = volume(R p), so e_z -> axis
-    to_ct = Affine(affine=torch.as_tensor(rotation), spatial_size=(side,) * 3, mode="bilinear", padding_mode="zeros")
-    to_volume = Affine(affine=torch.as_tensor(rotation.T), spatial_size=volume.shape, mode="bilinear")
-    rotated = to_ct(torch.from_numpy(volume)[None])[0][0].numpy()
+    # pad to a cube, then rotate onto a bigger cube of the same parity (a parity change would resample every voxel
+    # half-way between two, a needless blur) whose slices hold the whole volume inside their inscribed circle;
+    # MONAI's affine maps output to input coordinates: rotated(p) = volume(R p), so e_z -> axis
+    cube = max(volume.shape)
+    side = int(np.ceil(np.sqrt(3) * cube)) + 2
+    side += (side - cube) % 2
+    to_ct = Compose(
+        [
+            SpatialPad(spatial_size=(cube,) * 3),
+            Affine(
+                affine=torch.as_tensor(rotation),
+                spatial_size=(side,) * 3,
+                mode=spline_order,
+                padding_mode="zeros",
+                image_only=True,
+            ),
+        ]
+    )
+    rotated = to_ct(torch.from_numpy(volume)[None])
 
     theta = np.arange(num_angles) * 180.0 / num_angles + rng.uniform(0.0, 180.0 / num_angles)
-    sinograms = radon_slices(rotated, theta)
+    sinograms = radon_slices(rotated[0].numpy(), theta)
     if photons is not None:
         sinograms = poisson_sinograms(sinograms, photons, attenuation, max(volume.shape), rng)
-    fbp = fbp_slices(sinograms, theta, filter_name=filter_name)
-    return to_volume(torch.from_numpy(fbp.astype(np.float32))[None])[0][0].numpy().astype(np.float32)
+    fbp = MetaTensor(
+        fbp_slices(sinograms, theta, filter_name=filter_name)[None], applied_operations=rotated.applied_operations
+    )
+    return to_ct.inverse(fbp)[0].numpy().astype(np.float32)

@@ -154,9 +154,7 @@ def rasterize_foam(
         if any(b.size == 0 for b in box):
             continue
         sl = tuple(slice(b[0], b[-1] + 1) for b in box)
-        d2 = (
-            (x[sl[0], None, None] - cx) ** 2 + (y[None, sl[1], None] - cy) ** 2 + (z[None, None, sl[2]] - cz) ** 2
-        )
+        d2 = (x[sl[0], None, None] - cx) ** 2 + (y[None, sl[1], None] - cy) ** 2 + (z[None, None, sl[2]] - cz) ** 2
         inside[sl] &= d2 > r**2
     volume = torch.from_numpy(inside[None].astype(np.float32))
     if oversampling > 1:
