@@ -14,6 +14,7 @@ from monai.networks.layers.factories import Conv
 from monai.networks.layers.utils import get_act_layer, get_norm_layer
 from torch import nn
 
+from monai_iunet.conv import Conv3dLowMemory
 from monai_iunet.engine import accumulate_grads, trainable_parameters
 from monai_iunet.orthogonal import orthogonal_matrix
 
@@ -71,8 +72,9 @@ def residual_function(
     layers: list[nn.Module] = []
     channels = in_channels
     for _ in range(depth):
+        conv = Conv3dLowMemory if spatial_dims == 3 else Conv[Conv.CONV, spatial_dims]
         layers += [
-            Conv[Conv.CONV, spatial_dims](channels, out_channels, kernel_size, padding=kernel_size // 2),
+            conv(channels, out_channels, kernel_size, padding=kernel_size // 2),
             _inplace_act(act),
             get_norm_layer(_with_affine(norm), spatial_dims, out_channels),
         ]

@@ -108,8 +108,9 @@ class MemoryEfficientFunction(torch.autograd.Function):
     """``y = module(x)`` without storing intermediates; backward reconstructs them from ``y``."""
 
     @staticmethod
-    def forward(ctx, module: nn.Module, x: torch.Tensor, *params: nn.Parameter) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, module: nn.Module, x: torch.Tensor, private: bool, *params: nn.Parameter) -> torch.Tensor:  # type: ignore[override]
         ctx.module = module
+        ctx.private = private
         ctx.device_type = x.device.type
         ctx.autocast = _autocast_state(x.device.type)
         y = module(x)
@@ -120,26 +121,41 @@ class MemoryEfficientFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y: torch.Tensor):  # type: ignore[override]
-        (output,) = ctx.saved_tensors
-        # The saved output may be held by others (the caller, a retained graph): work on our own copies.
-        y = output.clone()
-        del output
-        grad = grad_y.to(y.dtype, copy=True).contiguous()
+        (y,) = ctx.saved_tensors
+        # Reconstruct in place in the output's own memory only when the caller declared the output private and
+        # the graph is not retained for another backward; otherwise work on copies.
+        own = ctx.private and not _graph_is_retained()
+        if not own:
+            y = y.clone()
+        if own and grad_y.dtype == y.dtype and grad_y.is_contiguous():
+            grad = grad_y
+        else:
+            grad = grad_y.to(y.dtype, copy=True).contiguous()
         del grad_y
         grads: dict[nn.Parameter, torch.Tensor] = {}
         enabled, dtype = ctx.autocast
         with torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled):
             _, grad_x = reconstruct(ctx.module, y, grad, grads)
         param_grads = [grads.get(p) for p in trainable_parameters(ctx.module)]
-        return (None, grad_x if ctx.needs_input_grad[1] else None, *param_grads)
+        return (None, grad_x if ctx.needs_input_grad[1] else None, None, *param_grads)
 
 
-def memory_efficient_apply(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _graph_is_retained() -> bool:
+    """Whether the running backward keeps the graph (``retain_graph=True``); assume so if torch cannot say."""
+    keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return True if keep_graph is None else bool(keep_graph())
+
+
+def memory_efficient_apply(module: nn.Module, x: torch.Tensor, private_output: bool = False) -> torch.Tensor:
     """``module(x)`` with memory-efficient backpropagation when a gradient is needed.
 
     Args:
         module: an invertible module (``forward`` and ``inverse``).
         x: input tensor; it is never modified.
+        private_output: the caller guarantees that the output and its gradient are used by nothing that
+            still needs them when the backward pass reaches this module (e.g. the output only feeds a
+            convolution). The backward pass then reconstructs in place in their memory instead of copying
+            them, saving two activation copies. Leave it ``False`` for outputs handed to user code.
 
     Returns:
         ``module(x)``, connected to ``x`` and to the module's parameters by the engine's backward.
@@ -148,4 +164,4 @@ def memory_efficient_apply(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
     if exporting or not torch.is_grad_enabled() or not (x.requires_grad or params):
         return module(x)
-    return MemoryEfficientFunction.apply(module, x, *params)
+    return MemoryEfficientFunction.apply(module, x, private_output, *params)

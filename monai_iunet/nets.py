@@ -123,7 +123,8 @@ class IUNet(nn.Module):
                 f"(in_channels={self.in_channels}), got {tuple(x.shape)}; check the number of input "
                 "modalities/channels in your data or set in_channels."
             )
-        return self.project(self.core(self.lift(x)))
+        # the core's output only feeds the projection, so the engine may reuse its memory in backward
+        return self.project(self.core(self.lift(x), private_output=True))
 
     def for_export(self) -> IUNet:
         """A copy for inference export (TorchScript, ONNX): eval mode, ordinary autograd, and the invertible

@@ -282,8 +282,14 @@ class InvertibleUNet(nn.Module):
             return y
         return y[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ``x`` of shape ``(N, channels[0], *S)`` to the same shape."""
+    def forward(self, x: torch.Tensor, private_output: bool = False) -> torch.Tensor:
+        """Map ``x`` of shape ``(N, channels[0], *S)`` to the same shape.
+
+        ``private_output=True`` promises that the output (and its gradient) is only consumed by a layer that
+        has finished with it when the backward pass reaches the core, such as :class:`~monai_iunet.IUNet`'s
+        projection; the engine then reconstructs in place in its memory, see
+        :func:`~monai_iunet.engine.memory_efficient_apply`.
+        """
         x, spatial = self._pad(x)
         if not self.memory_efficient:
             y = self.body(x)
@@ -291,7 +297,7 @@ class InvertibleUNet(nn.Module):
             # memcnn frees each wrapped block's input storage: never hand it a tensor someone else holds
             y = self.body(x.clone() if torch.is_grad_enabled() else x)
         else:
-            y = memory_efficient_apply(self.body, x)
+            y = memory_efficient_apply(self.body, x, private_output=private_output)
         return self._crop(y, spatial)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:

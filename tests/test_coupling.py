@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from monai_iunet import AdditiveCoupling, InvertibleChannelMixing, InvertibleUNet
+from monai_iunet.conv import Conv3dLowMemory
 
 from conftest import randomize_
 
@@ -31,8 +32,7 @@ def test_acts_on_half_of_the_channels_and_alternates():
 
 def test_residual_function_structure_and_zero_init():
     block = AdditiveCoupling(3, 8, depth=2)
-    kinds = [type(m).__name__ for m in block.fn]
-    assert kinds == ["Conv3d", "LeakyReLU", "GroupNorm"] * 2
+    assert [type(m) for m in block.fn] == [Conv3dLowMemory, nn.LeakyReLU, nn.GroupNorm] * 2
     assert block.fn[2].num_groups == 1  # layer normalisation by default
     assert torch.count_nonzero(block.fn[-1].weight) == 0 and torch.count_nonzero(block.fn[-1].bias) == 0
 
@@ -88,3 +88,18 @@ def test_user_blocks_train_memory_efficiently():
         grads[me] = [p.grad.clone() for p in core.parameters()]
     for a, b in zip(grads[True], grads[False]):
         assert torch.allclose(a, b, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 32, 32, 32), (1, 3, 5, 6, 7), (2, 4, 8, 8, 8)])
+def test_low_memory_conv_equals_conv3d(shape):
+    conv = Conv3dLowMemory(shape[1], 5, 3, padding=1)
+    ref = torch.nn.Conv3d(shape[1], 5, 3, padding=1)
+    ref.load_state_dict(conv.state_dict())
+    x = torch.randn(*shape, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    out, out_ref = conv(x), ref(x_ref)
+    assert torch.allclose(out, out_ref, atol=1e-5)
+    out.square().sum().backward()
+    out_ref.square().sum().backward()
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-4)
+    assert torch.allclose(conv.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-3)
