@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monai_iunet.coupling import AdditiveCoupling, InvertibleChannelMixing
-from monai_iunet.engine import InvertibleSequence, memory_efficient_apply
+from monai_iunet.engine import InvertibleSequence, ReconstructionGuard, memory_efficient_apply
 from monai_iunet.nets import IUNet, IUnet, Iunet, iunet
 from monai_iunet.orthogonal import orthogonal_matrix
 from monai_iunet.resampling import InvertibleDownsampling, InvertibleUpsampling
@@ -22,6 +22,7 @@ __all__ = [
     "InvertibleSkip",
     "InvertibleUNet",
     "InvertibleUpsampling",
+    "ReconstructionGuard",
     "iunet",
     "memory_efficient_apply",
     "orthogonal_matrix",

@@ -17,6 +17,7 @@ hooks see them as usual. The engine never frees or overwrites a tensor it did no
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -24,6 +25,7 @@ from torch import nn
 
 __all__ = [
     "InvertibleSequence",
+    "ReconstructionGuard",
     "MemoryEfficientFunction",
     "accumulate_grads",
     "memory_efficient_apply",
@@ -100,6 +102,60 @@ class InvertibleSequence(nn.Sequential):
         return y, grad_y
 
 
+class ReconstructionGuard:
+    """Checks now and then that the engine's reconstructed input matches the true input.
+
+    Memory-efficient gradients are only as accurate as the inverse (Behrmann et al. 2020): ill-conditioned
+    blocks or low precision make reconstruction drift. On every ``every``-th memory-efficient forward pass, the
+    engine keeps a copy of the input and, in backward, compares the reconstruction with it; a relative error
+    (Frobenius norm) above ``tolerance`` warns or raises. The measured errors are kept in :attr:`errors`.
+
+    Args:
+        every: check one forward pass in this many (1 checks all; each check stores one extra input copy).
+        tolerance: largest acceptable relative reconstruction error.
+        action: ``"warn"`` or ``"raise"`` (a ``FloatingPointError``).
+
+    Examples::
+
+        >>> net = IUNet(3, 4, 3, guard=ReconstructionGuard(every=100, tolerance=1e-4))
+    """
+
+    def __init__(self, every: int = 100, tolerance: float = 1e-3, action: str = "warn") -> None:
+        if int(every) < 1:
+            raise ValueError(f"every must be a positive int, got {every}.")
+        if str(action) not in ("warn", "raise"):
+            raise ValueError(f"action must be 'warn' or 'raise', got {action!r}.")
+        self.every = int(every)
+        self.tolerance = float(tolerance)
+        self.action = str(action)
+        self.calls = 0
+        self.errors: list[float] = []
+
+    def due(self) -> bool:
+        """Count a forward pass; whether this one is checked."""
+        self.calls += 1
+        return (self.calls - 1) % self.every == 0
+
+    def check(self, reference: torch.Tensor, reconstructed: torch.Tensor) -> float:
+        """Record the relative error of ``reconstructed`` against ``reference``, warn or raise if too large."""
+        ref = reference.detach().double()
+        error = ((reconstructed.detach().double() - ref).norm() / ref.norm().clamp_min(1e-30)).item()
+        self.errors.append(error)
+        if not error <= self.tolerance:  # also catches NaN
+            message = (
+                f"memory-efficient backpropagation reconstructed the invertible core's input with relative error "
+                f"{error:.2e} > tolerance {self.tolerance:.1e}, so its gradients are inaccurate: train in float32 "
+                "(no autocast), lower the learning rate, or build the network with memory_efficient=False."
+            )
+            if self.action == "raise":
+                raise FloatingPointError(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        return error
+
+    def __repr__(self) -> str:
+        return f"ReconstructionGuard(every={self.every}, tolerance={self.tolerance}, action={self.action!r})"
+
+
 def _autocast_state(device_type: str) -> tuple[bool, torch.dtype]:
     return torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
 
@@ -108,9 +164,13 @@ class MemoryEfficientFunction(torch.autograd.Function):
     """``y = module(x)`` without storing intermediates; backward reconstructs them from ``y``."""
 
     @staticmethod
-    def forward(ctx, module: nn.Module, x: torch.Tensor, private: bool, *params: nn.Parameter) -> torch.Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx, module: nn.Module, x: torch.Tensor, private: bool, guard: ReconstructionGuard | None, *params: nn.Parameter
+    ) -> torch.Tensor:
         ctx.module = module
         ctx.private = private
+        ctx.guard = guard
+        ctx.reference = x.detach().clone() if guard is not None and guard.due() else None
         ctx.device_type = x.device.type
         ctx.autocast = _autocast_state(x.device.type)
         y = module(x)
@@ -135,9 +195,13 @@ class MemoryEfficientFunction(torch.autograd.Function):
         grads: dict[nn.Parameter, torch.Tensor] = {}
         enabled, dtype = ctx.autocast
         with torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled):
-            _, grad_x = reconstruct(ctx.module, y, grad, grads)
+            x_rec, grad_x = reconstruct(ctx.module, y, grad, grads)
+        if ctx.reference is not None:
+            reference, ctx.reference = ctx.reference, None
+            ctx.guard.check(reference, x_rec)
+        del x_rec
         param_grads = [grads.get(p) for p in trainable_parameters(ctx.module)]
-        return (None, grad_x if ctx.needs_input_grad[1] else None, None, *param_grads)
+        return (None, grad_x if ctx.needs_input_grad[1] else None, None, None, *param_grads)
 
 
 def _graph_is_retained() -> bool:
@@ -146,7 +210,9 @@ def _graph_is_retained() -> bool:
     return True if keep_graph is None else bool(keep_graph())
 
 
-def memory_efficient_apply(module: nn.Module, x: torch.Tensor, private_output: bool = False) -> torch.Tensor:
+def memory_efficient_apply(
+    module: nn.Module, x: torch.Tensor, private_output: bool = False, guard: ReconstructionGuard | None = None
+) -> torch.Tensor:
     """``module(x)`` with memory-efficient backpropagation when a gradient is needed.
 
     Args:
@@ -156,6 +222,7 @@ def memory_efficient_apply(module: nn.Module, x: torch.Tensor, private_output: b
             still needs them when the backward pass reaches this module (e.g. the output only feeds a
             convolution). The backward pass then reconstructs in place in their memory instead of copying
             them, saving two activation copies. Leave it ``False`` for outputs handed to user code.
+        guard: optional :class:`ReconstructionGuard` checking the reconstruction now and then.
 
     Returns:
         ``module(x)``, connected to ``x`` and to the module's parameters by the engine's backward.
@@ -164,4 +231,4 @@ def memory_efficient_apply(module: nn.Module, x: torch.Tensor, private_output: b
     exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
     if exporting or not torch.is_grad_enabled() or not (x.requires_grad or params):
         return module(x)
-    return MemoryEfficientFunction.apply(module, x, private_output, *params)
+    return MemoryEfficientFunction.apply(module, x, private_output, guard, *params)

@@ -10,6 +10,7 @@ from monai.networks.layers.factories import Conv
 from torch import nn
 
 from monai_iunet.coupling import DEFAULT_ACT, DEFAULT_NORM
+from monai_iunet.engine import ReconstructionGuard
 from monai_iunet.unet import InvertibleUNet
 
 __all__ = ["IUNet", "IUnet", "Iunet", "iunet"]
@@ -50,6 +51,7 @@ class IUNet(nn.Module):
         memory_efficient: memory-efficient backpropagation through the core (``False``: ordinary autograd).
         engine: ``"default"`` or ``"memcnn"``.
         block: optional factory for custom invertible blocks, see :class:`~monai_iunet.unet.InvertibleUNet`.
+        guard: optional :class:`~monai_iunet.engine.ReconstructionGuard` for numerical drift.
 
     Shapes:
         ``(N, in_channels, *S)`` → ``(N, out_channels, *S)``, for any spatial size ``S``.
@@ -82,6 +84,7 @@ class IUNet(nn.Module):
         memory_efficient: bool = True,
         engine: str = "default",
         block: Callable[[int, int, int], nn.Module] | None = None,
+        guard: ReconstructionGuard | None = None,
     ) -> None:
         super().__init__()
         if in_channels < 1 or out_channels < 1:
@@ -106,6 +109,7 @@ class IUNet(nn.Module):
             memory_efficient=memory_efficient,
             engine=engine,
             block=block,
+            guard=guard,
         )
         conv = Conv[Conv.CONV, spatial_dims]
         self.lift = conv(in_channels, self.core.channels[0], kernel_size=1)

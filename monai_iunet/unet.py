@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from monai_iunet.coupling import DEFAULT_ACT, DEFAULT_NORM, alternating_couplings
-from monai_iunet.engine import InvertibleSequence, memory_efficient_apply, reconstruct
+from monai_iunet.engine import InvertibleSequence, ReconstructionGuard, memory_efficient_apply, reconstruct
 from monai_iunet.resampling import (
     InvertibleDownsampling,
     InvertibleUpsampling,
@@ -137,6 +137,8 @@ class InvertibleUNet(nn.Module):
             around each block, as in the paper; needs ``pip install memcnn``).
         block: optional factory ``block(spatial_dims, channels, index) -> module`` with ``forward``/``inverse``
             to use instead of additive couplings.
+        guard: optional :class:`~monai_iunet.engine.ReconstructionGuard` that checks the memory-efficient
+            engine's reconstruction against the true input every so often (numerical drift).
 
     Shapes:
         ``forward``/``inverse``: ``(N, channels[0], *S)`` → ``(N, channels[0], *S)``.
@@ -167,6 +169,7 @@ class InvertibleUNet(nn.Module):
         memory_efficient: bool = True,
         engine: str = "default",
         block: Callable[[int, int, int], nn.Module] | None = None,
+        guard: ReconstructionGuard | None = None,
     ) -> None:
         super().__init__()
         if spatial_dims not in (1, 2, 3):
@@ -197,6 +200,7 @@ class InvertibleUNet(nn.Module):
         self.pad = None if pad is None else str(pad).lower()
         self.memory_efficient = bool(memory_efficient)
         self.engine = engine
+        self.guard = guard
         self._warned_pad = False
 
         block_kwargs = dict(depth=block_depth, kernel_size=kernel_size, norm=norm, act=act)
@@ -297,7 +301,7 @@ class InvertibleUNet(nn.Module):
             # memcnn frees each wrapped block's input storage: never hand it a tensor someone else holds
             y = self.body(x.clone() if torch.is_grad_enabled() else x)
         else:
-            y = memory_efficient_apply(self.body, x, private_output=private_output)
+            y = memory_efficient_apply(self.body, x, private_output=private_output, guard=self.guard)
         return self._crop(y, spatial)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:

@@ -188,3 +188,48 @@ def test_distributed_data_parallel_gloo(tmp_path):
         grads = torch.load(tmp_path / f"grads{rank}.pt", weights_only=True)
         for g, p in zip(grads, net.parameters()):
             assert torch.allclose(g, p.grad, atol=1e-6)
+
+
+def test_iunet_private_output_path_matches_and_survives_retained_graph():
+    # IUNet lets the engine reconstruct in place in its core's output; a retained graph must make it copy instead
+    net = randomize_(IUNet(3, 2, 2, channels=(8, 16), blocks=2), std=0.1).double()
+    x = torch.randn(1, 2, 8, 8, 8, dtype=torch.float64)
+    net.core.memory_efficient = False
+    ref = torch.autograd.grad(net(x).square().sum(), list(net.parameters()))
+    net.core.memory_efficient = True
+    loss = net(x).square().sum()
+    first = torch.autograd.grad(loss, list(net.parameters()), retain_graph=True)
+    second = torch.autograd.grad(loss, list(net.parameters()))
+    plain = torch.autograd.grad(net(x).square().sum(), list(net.parameters()))
+    for r, a, b, c in zip(ref, first, second, plain):
+        assert (
+            torch.allclose(a, r, atol=1e-10) and torch.allclose(b, r, atol=1e-10) and torch.allclose(c, r, atol=1e-10)
+        )
+
+
+def test_reconstruction_guard_measures_drift():
+    from monai_iunet import ReconstructionGuard
+
+    guard = ReconstructionGuard(every=2, tolerance=1e-4)
+    net = randomize_(IUNet(3, 2, 2, channels=(8, 16), blocks=2, guard=guard), std=0.1)
+    x = torch.randn(1, 2, 8, 8, 8)
+    for _ in range(3):
+        net(x).square().mean().backward()
+    assert guard.calls == 3 and len(guard.errors) == 2  # checked passes 1 and 3
+    assert 0 <= guard.errors[0] < 1e-5  # float32 reconstruction is accurate
+
+    # an ill-conditioned network: huge coupling outputs make float32 reconstruction lose the small input
+    strict = ReconstructionGuard(every=1, tolerance=1e-6, action="raise")
+    bad = IUNet(3, 2, 2, channels=(8, 16), blocks=4, guard=strict)
+    with torch.no_grad():
+        for m in bad.modules():
+            if isinstance(m, torch.nn.GroupNorm):
+                m.bias.fill_(1e6)
+    with pytest.raises(FloatingPointError, match="relative error"):
+        bad(x * 1e-3).square().mean().backward()
+    warn = ReconstructionGuard(every=1, tolerance=1e-6)
+    bad.core.guard = warn
+    with pytest.warns(RuntimeWarning, match="memory_efficient=False"):
+        bad(x * 1e-3).square().mean().backward()
+    with pytest.raises(ValueError, match="action"):
+        ReconstructionGuard(action="ignore")
