@@ -15,25 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
-import sys
-import time
+
+from _measure import measure_peak, measure_time, run_child
 
 VARIANTS = {
     "memory-efficient": dict(memory_efficient=True, engine="default"),
     "ordinary autograd": dict(memory_efficient=False),
     "memcnn": dict(memory_efficient=True, engine="memcnn"),
 }
-
-
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def run_one(args: argparse.Namespace) -> dict:
@@ -59,44 +48,14 @@ def run_one(args: argparse.Namespace) -> dict:
     result = {"params": params}
     if args.measure == "memory":
         state_bytes = params * 4 * 3  # gradient + two Adam moments, allocated during the first step
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
-            step()
-            torch.cuda.synchronize()
-            peak = torch.cuda.max_memory_allocated() - before
-        else:
-            before = _rss_kib("VmRSS")
-            with open("/proc/self/clear_refs", "w") as f:  # reset VmHWM to the current RSS
-                f.write("5")
-            step()
-            peak = (_rss_kib("VmHWM") - before) * 1024
-        result.update(peak_bytes=peak, state_bytes=state_bytes)
+        result.update(peak_bytes=measure_peak(step, args.device), state_bytes=state_bytes)
     else:
-        step()
-        times = []
-        for _ in range(args.steps):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-        result["step_s"] = statistics.median(times)
+        result["step_s"] = measure_time(step, steps=args.steps, warmup=1, device=args.device)
     return result
 
 
 def measure(variant: str, blocks: int, args: argparse.Namespace, what: str) -> dict:
-    env = dict(os.environ)
-    if what == "memory":
-        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
-    else:
-        env.pop("MALLOC_MMAP_THRESHOLD_", None)
-    cmd = [
-        sys.executable,
-        __file__,
+    args_ = [
         "--child",
         "--variant",
         variant,
@@ -113,10 +72,7 @@ def measure(variant: str, blocks: int, args: argparse.Namespace, what: str) -> d
         "--channels",
         *map(str, args.channels),
     ]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if out.returncode != 0:
-        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(__file__, args_, what)
 
 
 def main() -> None:

@@ -6,20 +6,20 @@ diagonal of the volume perturbed by angular noise, so that the streaks do not li
 
 How it is computed, and with which library:
 
-1. The volume is resampled (MONAI ``Affine``, trilinear) onto a grid whose last axis is the CT rotation axis. The grid
-   is large enough (side ``ceil(|shape|)``) to hold the whole rotated volume inside the inscribed circle of every
-   slice, so no part of the object leaves the field of view.
+1. The volume is padded to a cube and resampled (MONAI ``Affine``, cubic B-spline) onto a bigger cube whose last
+   axis is the CT rotation axis; its side (``sqrt(3)`` times the cube's, plus a margin) holds the whole volume inside
+   the inscribed circle of every slice, so no part of the object leaves the field of view.
 2. Every slice perpendicular to the rotation axis is a 2D parallel-beam problem: its sinogram is computed with
    scikit-image's ``radon``; Beer-Lambert transmission counts are drawn from a Poisson distribution (numpy) and
-   turned back into line integrals; each noisy sinogram is reconstructed with scikit-image's ``iradon`` (ramp-filtered
-   backprojection).
-3. The reconstruction is resampled back onto the original grid with the inverse rotation.
+   turned back into line integrals; each noisy sinogram is reconstructed with scikit-image's ``iradon``
+   (ramp-filtered backprojection).
+3. The reconstruction is resampled back onto the original grid by inverting step 1 (MONAI's invertible transforms).
 
 scikit-image was chosen because it is a pip-installable, CPU-only, well-tested implementation of the Radon transform
 and FBP; for parallel beams a 3D scan is exactly a stack of independent 2D scans, so slice-wise 2D is not an
-approximation. The GPU tomography toolboxes (ASTRA, tomosipo, ODL's ASTRA backend) are not pip-installable with CPU 3D
-support on the machines this project targets. The resampling onto the tilted grid adds a slight trilinear blur to
-the FBP, comparable to a detector's finite pixel size.
+approximation. The GPU tomography toolboxes (ASTRA, tomosipo, ODL's ASTRA backend) are not pip-installable with CPU
+3D support on the machines this project targets. The two resamplings between the grids add a slight interpolation
+blur to the FBP, comparable to a detector's finite pixel size.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def poisson_sinograms(
 
 def simulate_fbp(
     volume: np.ndarray,
-    num_angles: int = 32,
+    num_angles: int = 16,
     photons: float | None = 1000.0,
     attenuation: float = 2.0,
     axis: Sequence[float] | None = None,
@@ -143,7 +143,7 @@ def simulate_fbp(
     Args:
         volume: attenuation map, array of shape ``(X, Y, Z)``.
         num_angles: number of projections, equally spaced over 180 degrees with a random offset. A ``64^3``
-            volume needs about 100 for a full scan; 32 or fewer is strongly undersampled.
+            volume needs about 100 for a full scan; the default 16 is strongly undersampled.
         photons: incident photons per detector pixel and projection; ``None`` for noise-free projections.
         attenuation: absorbance of a ray crossing a whole side of material of density 1 (see
             :func:`poisson_sinograms`); only matters for the noise.
@@ -160,7 +160,7 @@ def simulate_fbp(
     Examples::
 
         volume, _ = generate_foam_phantom(64, seed=0)
-        fbp = simulate_fbp(volume, num_angles=32, photons=1000, seed=0)
+        fbp = simulate_fbp(volume, num_angles=16, photons=1000, seed=0)
     """
     volume = np.asarray(volume, dtype=np.float32)
     if volume.ndim != 3:

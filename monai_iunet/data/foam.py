@@ -41,20 +41,16 @@ class FoamGeometry:
     half_height: float
     holes: np.ndarray
 
-    def clearance(self, points: np.ndarray) -> np.ndarray:
-        """Radius of the largest hole centred at each point that stays inside the cylinder and off the other holes.
+    def wall_clearance(self, points: np.ndarray) -> np.ndarray:
+        """Distance from each point to the cylinder's surface: positive inside, negative outside.
 
         Args:
             points: array of shape ``(N, 3)``.
 
         Returns:
-            array of shape ``(N,)``; negative where the point is outside the cylinder or inside a hole.
+            array of shape ``(N,)``: the radius of the largest ball centred at each point that fits in the cylinder.
         """
-        wall = np.minimum(self.radius - np.hypot(points[:, 0], points[:, 1]), self.half_height - np.abs(points[:, 2]))
-        if len(self.holes) == 0:
-            return wall
-        dist = np.linalg.norm(points[:, None, :] - self.holes[None, :, :3], axis=-1) - self.holes[None, :, 3]
-        return np.minimum(wall, dist.min(axis=1))
+        return np.minimum(self.radius - np.hypot(points[:, 0], points[:, 1]), self.half_height - np.abs(points[:, 2]))
 
 
 def sample_foam_geometry(
@@ -101,7 +97,7 @@ def sample_foam_geometry(
     rho = radius * np.sqrt(rng.uniform(size=num_trials))
     phi = rng.uniform(0, 2 * np.pi, size=num_trials)
     points = np.stack([rho * np.cos(phi), rho * np.sin(phi), rng.uniform(-half_height, half_height, num_trials)], 1)
-    clearance = FoamGeometry(radius, half_height, np.zeros((0, 4))).clearance(points)
+    clearance = FoamGeometry(radius, half_height, np.zeros((0, 4))).wall_clearance(points)
 
     holes: list[np.ndarray] = []
     while len(holes) < num_holes:
@@ -167,18 +163,21 @@ def generate_foam_phantom(
     seed: int | np.random.Generator | None = None,
     oversampling: int = 2,
     density: float = 1.0,
+    max_hole_radius: float = 0.15,
+    min_hole_radius: float | None = None,
     **geometry_kwargs,
 ) -> tuple[np.ndarray, FoamGeometry]:
     """Sample a foam geometry and draw it: the one-call entry point.
-
-    The smallest hole defaults to one output voxel in radius, so that every hole is resolved.
 
     Args:
         spatial_size: output size per axis (int for a cube).
         seed: seed or numpy generator; the same seed gives the same phantom.
         oversampling: drawing resolution over output resolution (the paper uses 2).
         density: attenuation of the material.
-        geometry_kwargs: passed to :func:`sample_foam_geometry` (``num_holes``, ``max_hole_radius``, ...).
+        max_hole_radius: largest hole radius (unit: half the side of the volume).
+        min_hole_radius: smallest hole radius; default one output voxel (holes the grid resolves), at most
+            ``max_hole_radius``.
+        geometry_kwargs: the other arguments of :func:`sample_foam_geometry` (``num_holes``, ``radius_range``, ...).
 
     Returns:
         the float32 volume of shape ``spatial_size`` and its geometry.
@@ -188,6 +187,9 @@ def generate_foam_phantom(
         volume, geometry = generate_foam_phantom(64, seed=0)  # a 64^3 volume in about a second
     """
     size = ensure_tuple_rep(spatial_size, 3)
-    geometry_kwargs.setdefault("min_hole_radius", 2.0 / min(size))
-    geometry = sample_foam_geometry(seed=seed, **geometry_kwargs)
+    if min_hole_radius is None:
+        min_hole_radius = min(2.0 / min(size), max_hole_radius)
+    geometry = sample_foam_geometry(
+        max_hole_radius=max_hole_radius, min_hole_radius=min_hole_radius, seed=seed, **geometry_kwargs
+    )
     return rasterize_foam(geometry, size, oversampling=oversampling, density=density), geometry

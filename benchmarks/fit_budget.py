@@ -1,0 +1,280 @@
+"""What fits in a memory budget: the largest cubic volume per model, and the widest IUNet for a BraTS crop.
+
+For each model (width 16 by default) the total memory of one training step (peak RSS growth plus parameters,
+input and target; see ``compare.py``) is measured at 64³ and 96³ (or taken from ``compare.py``'s results) and
+fitted as ``a + b · voxels`` — activations grow with the volume, parameters and runtime caches do not. That line
+predicts the largest side ``s`` (a multiple of 16) that fits each budget. Budgets up to ``--verify-max`` are then
+checked by measurement: a step at ``s`` and at ``s + 16`` (moving down or up by 16 until the pair brackets the
+budget, at most ``--max-probes`` steps). A size is reported as *measured* only when a step at ``s`` was measured
+inside the budget and one at ``s + 16`` outside it; everything else is *predicted* from the fitted line. The CPU
+machine has 24 GiB of RAM in all, so the 24 GiB budget is always predicted there.
+
+For the IUNet the planner's answer (``estimate_memory``, bisection over sides divisible by 16) is listed next to
+it, and :func:`monai_iunet.planner.fit_channels` proposes the widest IUNet for a 160×192×128 crop; the planner's
+accuracy at that shape is checked by measuring widths 16 and 32 there.
+
+Usage::
+
+    python benchmarks/fit_budget.py --quick        # IUNet and SegResNet, predicted only (a few minutes)
+    python benchmarks/fit_budget.py                # all models, 8 GiB checked by measurement (hours on 2 CPUs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from _measure import run_child
+from _models import MODELS
+from compare import estimate as planner_estimate
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+COMPARE = HERE / "compare.py"
+MiB, GiB = 2**20, 2**30
+CROP = (160, 192, 128)
+
+
+def _load(path: Path, default: dict) -> dict:
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def _save(path: Path, data: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def _mem_available() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Runner:
+    """Runs memory measurements through ``compare.py``'s child mode and keeps them in its results file."""
+
+    def __init__(self, device: str, timeout: float) -> None:
+        self.device = device
+        self.timeout = timeout
+        self.path = RESULTS / f"compare_{device.split(':')[0]}.json"
+        self.results = _load(self.path, {"meta": {}, "runs": {}})
+
+    def key(self, model: str, width: int, size: str, blocks: int = 2) -> str:
+        return f"{model}|w{width}|b{blocks}|{size}"
+
+    def get(self, model: str, width: int, size: str) -> dict | None:
+        return self.results["runs"].get(self.key(model, width, size))
+
+    def measure(self, model: str, width: int, size: str, estimate: bool = False) -> dict:
+        """Measure (or reuse) one step's memory at ``size`` (``"96"`` or ``"160x192x128"``)."""
+        entry = self.get(model, width, size)
+        if entry and "total_bytes" in entry and (not estimate or "estimate_bytes" in entry):
+            return entry
+        args = ["--child", "--model", model, "--width", width, "--blocks", 2, "--size", size, "--device", self.device]
+        print(f"  measuring {model} width {width} at {size} ...", flush=True)
+        t0 = time.time()
+        entry = {"model": model, "width": width, "blocks": 2, "size": size}
+        result = run_child(str(COMPARE), [*args, "--measure", "memory"], "memory", timeout=self.timeout)
+        entry.update(result if "error" not in result else {"memory_error": result["error"]})
+        if estimate:
+            entry.update(planner_estimate(model, width, 2, size, self.device))
+        entry["when"] = time.strftime("%Y-%m-%d %H:%M")
+        entry["measure_s"] = round(time.time() - t0)
+        self.results = _load(self.path, {"meta": {}, "runs": {}})  # compare.py may have written meanwhile
+        self.results["runs"][self.key(model, width, size)] = entry
+        _save(self.path, self.results)
+        total = entry.get("total_bytes")
+        print(f"    -> {total / MiB:,.0f} MiB" if total else f"    -> {entry.get('memory_error')}", flush=True)
+        return entry
+
+
+def fit_line(points: list[tuple[int, int]]) -> tuple[float, float]:
+    """Least-squares ``total = a + b · voxels`` through ``(voxels, total)`` points."""
+    n = len(points)
+    mx = sum(v for v, _ in points) / n
+    my = sum(t for _, t in points) / n
+    var = sum((v - mx) ** 2 for v, _ in points)
+    b = sum((v - mx) * (t - my) for v, t in points) / var
+    return my - b * mx, b
+
+
+def largest_side(a: float, b: float, budget: int, step: int = 16) -> int:
+    """The largest multiple of ``step`` whose cube fits ``a + b · s³ <= budget`` (0 if none)."""
+    if b <= 0:
+        return 0
+    side = int((max(budget - a, 0) / b) ** (1 / 3)) // step * step
+    while side > 0 and a + b * side**3 > budget:
+        side -= step
+    while a + b * (side + step) ** 3 <= budget:
+        side += step
+    return side
+
+
+def planner_side(width: int, budget: int, hint: int) -> int:
+    """The largest side (multiple of 16) for which ``estimate_memory`` of the IUNet fits ``budget``."""
+    import torch
+
+    from monai_iunet import IUNet
+    from monai_iunet.planner import estimate_memory
+
+    with torch.device("meta"):
+        net = IUNet(3, 4, 3, channels=(width, 2 * width, 4 * width, 8 * width), blocks=2)
+    cache: dict[int, int] = {}
+
+    def fits(side: int) -> bool:
+        if side not in cache:
+            cache[side] = estimate_memory(net, (1, 4, side, side, side))
+        return cache[side] <= budget
+
+    lo, hi = max(16, hint - 32), hint + 32
+    while lo > 16 and not fits(lo):
+        lo = max(16, lo - 64)
+    while fits(hi):
+        lo, hi = hi, hi + 64
+    while hi - lo > 16:
+        mid = (lo + hi) // 2 // 16 * 16
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def volumes(args: argparse.Namespace, runner: Runner) -> list[dict]:
+    out = []
+    for model in args.models:
+        for width in args.widths:
+            print(f"{model}, width {width}", flush=True)
+            points = []
+            for size in ("64", "96", "128"):
+                entry = runner.get(model, width, size)
+                if (entry is None or "total_bytes" not in entry) and size in ("64", "96"):
+                    entry = runner.measure(model, width, size)
+                if entry and "total_bytes" in entry:
+                    points.append((int(size) ** 3, entry["total_bytes"], int(size)))
+            if len(points) < 2:
+                out.append({"model": model, "width": width, "budgets": {}, "notes": "could not be measured"})
+                continue
+            a, b = fit_line([(v, t) for v, t, _ in points])
+            params = (runner.get(model, width, "64") or {}).get("params", 0)
+            row = {"model": model, "width": width, "params": params, "fit": [a, b], "budgets": {}}
+            for budget in args.budgets:
+                side = largest_side(a, b, budget)
+                cell = {"size": side, "measured": False, "predicted_bytes": a + b * side**3}
+                if budget <= args.verify_max and not args.quick:
+                    cell.update(verify(model, width, side, budget, a, b, args, runner))
+                if model == "iunet":
+                    cell["planner"] = planner_side(width, budget, side)
+                row["budgets"][str(budget)] = cell
+                print(f"  {budget / GiB:g} GiB: {cell}", flush=True)
+            out.append(row)
+    return out
+
+
+def verify(model: str, width: int, side: int, budget: int, a: float, b: float, args, runner: Runner) -> dict:
+    """Bracket the largest fitting side by measurement around the prediction ``side``."""
+    fits: dict[int, bool] = {}
+    probes = 0
+    current = side
+    while probes < args.max_probes and current > 0:
+        need = a + b * current**3
+        if need + 2 * GiB > _mem_available():
+            return {"note": f"not enough free RAM to measure {current}³"}
+        entry = runner.measure(model, width, str(current))
+        probes += 1
+        if "total_bytes" not in entry:
+            return {"note": f"measurement at {current}³ failed: {entry.get('memory_error')}"}
+        fits[current] = entry["total_bytes"] <= budget
+        if fits[current] and fits.get(current + 16) is False:
+            return {"size": current, "measured": True, "measured_bytes": entry["total_bytes"]}
+        if not fits[current] and fits.get(current - 16) is True:
+            below = runner.get(model, width, str(current - 16))
+            return {"size": current - 16, "measured": True, "measured_bytes": below["total_bytes"]}
+        current = current + 16 if fits[current] else current - 16
+    return {"note": "not bracketed within --max-probes measurements"}
+
+
+def crop(args: argparse.Namespace, runner: Runner) -> dict:
+    import torch
+
+    from monai_iunet import IUNet
+    from monai_iunet.planner import explain_memory, fit_channels
+
+    shape = (1, 4, *CROP)
+    size = "x".join(map(str, CROP))
+    checks = []
+    for width in (16, 32) if not args.quick else (16,):
+        entry = runner.measure("iunet", width, size, estimate=True)
+        if "total_bytes" in entry and "estimate_bytes" in entry:
+            err = (entry["estimate_bytes"] - entry["total_bytes"]) / entry["total_bytes"]
+            checks.append(f"width {width}: measured {entry['total_bytes'] / GiB:.2f} GiB, planner {err:+.0%}")
+    rows = []
+    for budget in args.budgets:
+        channels = fit_channels(budget, shape, 3, levels=4, blocks=2)
+        with torch.device("meta"):
+            net = IUNet(3, 4, 3, channels=channels, blocks=2)
+        est = explain_memory(net, shape)
+        check = "predicted; planner checked at this shape — " + "; ".join(checks) if checks else "predicted"
+        if budget <= args.verify_max and not args.quick:
+            # a step at the proposed width and at the next reachable one (width + 4), measured
+            fitted = runner.measure("iunet", channels[0], size, estimate=True)
+            wider = runner.measure("iunet", channels[0] + 4, size, estimate=True)
+            if "total_bytes" in fitted and "total_bytes" in wider:
+                check = (
+                    f"measured: width {channels[0]} {fitted['total_bytes'] / GiB:.2f} GiB, "
+                    f"width {channels[0] + 4} {wider['total_bytes'] / GiB:.2f} GiB"
+                )
+        rows.append(
+            {
+                "budget": str(budget),
+                "channels": list(channels),
+                "params": sum(p.numel() for p in net.parameters()),
+                "estimate_bytes": est.total,
+                "check": check,
+            }
+        )
+        print(f"crop {CROP}, {budget / GiB:g} GiB: {channels}, predicted {est.total / GiB:.2f} GiB", flush=True)
+    return {"shape": list(CROP), "shape_label": "×".join(map(str, CROP)), "rows": rows}
+
+
+def main() -> None:
+    from monai_iunet.planner import parse_bytes
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budgets", nargs="+", default=["8GiB", "24GiB"])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--widths", type=int, nargs="+", default=[16])
+    parser.add_argument("--verify-max", default="8GiB", help="measure budgets up to this (default: 8GiB)")
+    parser.add_argument("--max-probes", type=int, default=3, help="measurements per model and budget (default: 3)")
+    parser.add_argument("--quick", action="store_true", help="IUNet and SegResNet, no verification")
+    parser.add_argument("--no-crop", action="store_true", help="skip the BraTS-crop width search")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per measurement (default: 3600)")
+    args = parser.parse_args()
+    args.budgets = [parse_bytes(b) for b in args.budgets]
+    args.verify_max = parse_bytes(args.verify_max)
+    if args.quick:
+        args.models = [m for m in args.models if m in ("iunet", "segresnet")]
+    runner = Runner(args.device, args.timeout)
+    path = RESULTS / f"fit_{args.device.split(':')[0]}.json"
+    fit = _load(path, {})
+    start = time.time()
+    new = volumes(args, runner)
+    done = {(v["model"], v["width"]) for v in new}
+    fit["volumes"] = [v for v in fit.get("volumes", []) if (v["model"], v["width"]) not in done] + new
+    fit["method"] = __doc__.split("\n\n")[1].replace("\n", " ")
+    if not args.no_crop:
+        fit["crop"] = crop(args, runner)
+    command = "python benchmarks/fit_budget.py " + " ".join(sys.argv[1:])
+    fit["commands"] = sorted(set(fit.get("commands", [])) | {command.strip()})
+    _save(path, fit)
+    print(f"{time.time() - start:.0f} s", flush=True)
+    from _report import write_report
+
+    print("wrote", *write_report(args.device))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The ``monai-iunet`` console command.
+
+Subcommands:
+
+- ``generate-brats OUT``: write a synthetic BraTS-like dataset (BraTS 2018–2021 folder layout) into ``OUT``.
+
+Example::
+
+    monai-iunet generate-brats data/synthetic_brats --num-cases 20 --size 64 64 64
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+__all__ = ["build_parser", "main"]
+
+
+def _generate_brats(args: argparse.Namespace) -> int:
+    from monai_iunet.data.synthetic_brats import generate_synthetic_brats
+
+    if len(args.size) not in (1, 3) or len(args.spacing) not in (1, 3):
+        raise ValueError("--size and --spacing take one or three values.")
+    size = args.size[0] if len(args.size) == 1 else tuple(args.size)
+    spacing = args.spacing[0] if len(args.spacing) == 1 else tuple(args.spacing)
+    case_dirs = generate_synthetic_brats(
+        args.out,
+        num_cases=args.num_cases,
+        spatial_size=size,
+        spacing=spacing,
+        seed=args.seed,
+        num_unlabeled=args.num_unlabeled,
+        prefix=args.prefix,
+        layout=args.layout,
+    )
+    print(f"wrote {len(case_dirs)} synthetic BraTS cases to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``monai-iunet``: one subparser per subcommand, each with its ``func``."""
+    parser = argparse.ArgumentParser(prog="monai-iunet", description="Invertible U-Nets (iUNets) for MONAI.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+
+    brats = subparsers.add_parser(
+        "generate-brats",
+        help="write a synthetic BraTS-like dataset",
+        description="Write synthetic BraTS-like cases (FLAIR, T1, T1ce, T2 and tumour labels), by default in the BraTS "
+        "folder layout <case>/<case>_{flair,t1,t1ce,t2,seg}.nii.gz with labels 1/2/4.",
+    )
+    brats.add_argument("out", help="output folder (created if missing)")
+    brats.add_argument("--num-cases", type=int, default=10, help="number of cases (default: 10)")
+    brats.add_argument(
+        "--size", type=int, nargs="+", default=[64], metavar="N", help="volume size, one or three values (default: 64)"
+    )
+    brats.add_argument(
+        "--spacing", type=float, nargs="+", default=[1.0], metavar="MM", help="voxel size in mm (default: 1.0)"
+    )
+    brats.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    brats.add_argument(
+        "--num-unlabeled", type=int, default=0, help="how many of the cases get no label file (default: 0)"
+    )
+    brats.add_argument("--prefix", default="SynthBraTS", help="case-name prefix (default: SynthBraTS)")
+    brats.add_argument(
+        "--layout",
+        choices=("brats2021", "brats2023", "msd"),
+        default="brats2021",
+        help="folder layout: BraTS 2018-2021, BraTS 2023 or Decathlon Task01 (default: brats2021)",
+    )
+    brats.set_defaults(func=_generate_brats)
+    _add_plan_parser(subparsers)
+    return parser
+
+
+def _add_plan_parser(subparsers) -> None:
+    """``plan``: predict an IUNet's training memory or the widest that fits a budget (:mod:`monai_iunet.planner`)."""
+    from monai_iunet.planner import add_plan_parser
+
+    add_plan_parser(subparsers)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``monai-iunet`` with ``argv`` (default: the command line); returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:  # bad argument values, reported like argparse's own errors
+        parser.error(str(e))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,246 @@
+"""The BraTS bundle through ``python -m monai.bundle``: train, evaluate, infer, resume, distributed, export.
+
+Every run is a subprocess on tiny synthetic volumes of odd sizes, with a tiny network and one epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from monai_iunet.bundle_utils import latest_checkpoint
+from monai_iunet.data import generate_synthetic_brats
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = REPO / "bundles" / "brats_iunet"
+CONFIGS = BUNDLE / "configs"
+TRAIN, EVALUATE, INFERENCE = (str(CONFIGS / f) for f in ("train.json", "evaluate.json", "inference.json"))
+MULTI_GPU = str(CONFIGS / "multi_gpu_train.json")
+SHAPE = (27, 31, 23)  # odd, different per axis, not divisible by the network's stride
+NETWORK = ["--network_def#channels", "[8, 16]", "--patch_size", "[24, 24, 24]", "--num_workers", "0"]
+TINY = [*NETWORK, "--epochs", "1", "--val_interval", "1", "--batch_size", "2"]
+
+
+def _env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _config_arg(*configs: str) -> str:
+    return configs[0] if len(configs) == 1 else str(list(configs))
+
+
+def _bundle(command: str, configs: tuple[str, ...], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "monai.bundle", command, "--config_file", _config_arg(*configs)]
+    cmd += ["--meta_file", str(CONFIGS / "metadata.json"), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=_env())
+    if check:
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result
+
+
+def _output(result: subprocess.CompletedProcess) -> str:
+    return result.stdout + result.stderr
+
+
+def _losses(output: str) -> list[float]:
+    return [float(x) for x in re.findall(r"train_loss: ([0-9.]+)", output)]
+
+
+@pytest.fixture(scope="module")
+def brats(tmp_path_factory) -> dict:
+    """Train (1 epoch), evaluate and infer on a BraTS 2018-2021 dataset; 2 of its 6 cases are unlabelled."""
+    root = tmp_path_factory.mktemp("brats_bundle")
+    data = root / "data"
+    generate_synthetic_brats(data, num_cases=6, spatial_size=SHAPE, num_unlabeled=2, spacing=(1.0, 1.0, 1.2))
+    common = ["--bundle_root", str(root), "--dataset_dir", str(data)]
+    train = _bundle("run", (TRAIN,), *common, *TINY)
+    evaluate = _bundle("run", (TRAIN, EVALUATE), *common, *NETWORK)
+    infer = _bundle("run", (INFERENCE,), *common, *NETWORK)
+    return {"root": root, "data": data, "common": common, "train": _output(train), "evaluate": evaluate.stdout}
+
+
+def test_train_writes_best_model_and_latest_checkpoint(brats):
+    models = brats["root"] / "models"
+    assert sorted(os.listdir(models)) == ["checkpoint_epoch=1.pt", "model.pt"]
+    latest = torch.load(models / "checkpoint_epoch=1.pt", weights_only=True)
+    assert set(latest) == {"model", "optimizer", "lr_scheduler", "trainer"}
+    assert latest["trainer"]["max_epochs"] == 1
+    assert "Epoch[1] Metrics -- val_dice_et" in brats["train"]  # validation with per-region metrics ran
+
+
+def test_evaluate_writes_metrics_per_region_and_case(brats):
+    eval_dir = brats["root"] / "eval"
+    with open(eval_dir / "metrics.csv") as f:
+        metrics = dict(csv.reader(f))
+    for region in ("tc", "wt", "et"):
+        assert 0.0 <= float(metrics[f"val_dice_{region}"]) <= 1.0
+        assert 0.0 <= float(metrics[f"val_sensitivity_{region}"]) <= 1.0
+    with open(eval_dir / "val_mean_dice_raw.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and rows[0]["filename"].startswith("SynthBraTS_")
+    assert set(rows[0]) == {"filename", "class0", "class1", "class2", "mean"}  # TC, WT, ET per case
+    table = brats["evaluate"]
+    assert re.search(r"region\s+Dice\s+sensitivity\n(TC|WT|ET)", table)
+    assert f"{float(metrics['val_dice_wt']):.4f}" in table
+
+
+def test_inference_keeps_input_geometry_and_label_convention(brats):
+    predictions = sorted((brats["root"] / "predictions").iterdir())
+    assert [p.name for p in predictions] == ["SynthBraTS_00004_seg.nii.gz", "SynthBraTS_00005_seg.nii.gz"]
+    for prediction in predictions:
+        case = prediction.name[: -len("_seg.nii.gz")]
+        source = nib.load(brats["data"] / case / f"{case}_flair.nii.gz")
+        saved = nib.load(prediction)
+        assert saved.shape == source.shape == SHAPE
+        np.testing.assert_allclose(saved.affine, source.affine, atol=1e-5)
+        assert set(np.unique(np.asarray(saved.dataobj))) <= {0, 1, 2, 4}
+
+
+def test_inference_refuses_to_overwrite(brats):
+    result = _bundle("run", (INFERENCE,), *brats["common"], *NETWORK, check=False)
+    assert result.returncode != 0
+    assert "2 prediction(s) already exist" in _output(result) and "--overwrite True" in _output(result)
+    _bundle("run", (INFERENCE,), *brats["common"], *NETWORK, "--overwrite", "true")
+
+
+def test_resume_continues_from_the_saved_epoch(brats, tmp_path):
+    shutil.copytree(brats["root"] / "models", tmp_path / "models")
+    common = ["--bundle_root", str(tmp_path), "--dataset_dir", str(brats["data"])]
+    result = _output(_bundle("run", (TRAIN,), *common, *TINY, "--epochs", "2", "--resume", "true"))
+    assert "resume: continuing from" in result and "checkpoint_epoch=1.pt" in result
+    assert "Epoch: 2/2" in result and "Epoch: 1/2" not in result
+    assert latest_checkpoint(tmp_path / "models").endswith("checkpoint_epoch=2.pt")
+
+
+def test_killed_training_resumes(brats, tmp_path):
+    common = ["--bundle_root", str(tmp_path), "--dataset_dir", str(brats["data"])]
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", TRAIN, *common, *TINY, "--epochs", "50"]
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    try:
+        deadline = time.time() + 600
+        while latest_checkpoint(tmp_path / "models") is None and time.time() < deadline:
+            assert process.poll() is None, "training ended before it could be killed"
+            time.sleep(0.2)
+        assert process.poll() is None
+        process.send_signal(signal.SIGKILL)  # no chance to clean up
+    finally:
+        process.kill()
+        process.wait()
+    for name in os.listdir(tmp_path / "models"):  # whatever was written is complete
+        if name.endswith(".pt"):
+            torch.load(tmp_path / "models" / name, weights_only=True)
+    saved_epoch = int(re.search(r"epoch=(\d+)", latest_checkpoint(tmp_path / "models")).group(1))
+    epochs = str(saved_epoch + 1)
+    result = _output(_bundle("run", (TRAIN,), *common, *TINY, "--epochs", epochs, "--resume", "true"))
+    assert f"Epoch: {epochs}/{epochs}" in result and f"Epoch: {saved_epoch}/{epochs}" not in result
+    assert latest_checkpoint(tmp_path / "models").endswith(f"checkpoint_epoch={epochs}.pt")
+
+
+def test_same_seed_same_losses(brats, tmp_path):
+    common = ["--bundle_root", str(tmp_path), "--dataset_dir", str(brats["data"])]
+    again = _losses(_output(_bundle("run", (TRAIN,), *common, *TINY)))
+    first = _losses(brats["train"])
+    assert len(first) == 2 and again == first  # 3 training cases, batch 2
+    other = _losses(_output(_bundle("run", (TRAIN,), *common, *TINY, "--seed", "1")))
+    assert other != first
+
+
+def test_msd_layout_train_and_infer(tmp_path):
+    data = tmp_path / "Task01_BrainTumour"
+    generate_synthetic_brats(data, num_cases=5, spatial_size=(25, 21, 19), num_unlabeled=1, layout="msd")
+    common = ["--bundle_root", str(tmp_path), "--dataset_dir", str(data)]
+    _bundle("run", (TRAIN,), *common, *TINY)
+    _bundle("run", (INFERENCE,), *common, *NETWORK)
+    prediction = nib.load(tmp_path / "predictions" / "SynthBraTS_00004_seg.nii.gz")
+    source = nib.load(data / "imagesTs" / "SynthBraTS_00004.nii.gz")
+    assert prediction.shape == source.shape[:3]
+    np.testing.assert_allclose(prediction.affine, source.affine, atol=1e-5)
+    assert set(np.unique(np.asarray(prediction.dataobj))) <= {0, 1, 2, 3}
+
+
+def _corrupt(path: Path) -> None:
+    img = nib.load(path)
+    data = np.asarray(img.dataobj).copy()
+    data[data > 0] = np.nan
+    nib.save(nib.Nifti1Image(data, img.affine), path)
+
+
+def test_broken_cases_are_named_skipped_and_reported(brats, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(brats["data"], data)
+    common = ["--bundle_root", str(tmp_path), "--dataset_dir", str(data)]
+    nan_file = data / "SynthBraTS_00000" / "SynthBraTS_00000_t1ce.nii.gz"
+    _corrupt(nan_file)
+    failed = _bundle("run", (TRAIN,), *common, *TINY, "--skip_broken_cases", "false", check=False)
+    assert failed.returncode != 0
+    assert f"case SynthBraTS_00000: {nan_file}" in _output(failed) and "skip_broken_cases=true" in _output(failed)
+    skipped = _output(_bundle("run", (TRAIN,), *common, *TINY))
+    assert "SynthBraTS_00000" in skipped and "NaN/Inf" in skipped
+
+    broken_input = data / "SynthBraTS_00005" / "SynthBraTS_00005_flair.nii.gz"
+    broken_input.write_bytes(broken_input.read_bytes()[:200])  # truncated
+    infer = _bundle("run", (INFERENCE,), *common, *NETWORK, check=False)
+    assert infer.returncode != 0
+    assert "skipped 1 broken case(s)" in _output(infer) and f"case SynthBraTS_00005: {broken_input}" in _output(infer)
+    assert [p.name for p in (tmp_path / "predictions").iterdir()] == ["SynthBraTS_00004_seg.nii.gz"]
+
+
+def test_two_process_gloo_training(tmp_path):
+    data = tmp_path / "data"
+    generate_synthetic_brats(data, num_cases=6, spatial_size=SHAPE)  # 4 training, 2 validation cases: 1 per rank
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += ["-m", "monai.bundle", "run", "--config_file", _config_arg(TRAIN, MULTI_GPU)]
+    cmd += ["--meta_file", str(CONFIGS / "metadata.json"), "--bundle_root", str(tmp_path), "--dataset_dir", str(data)]
+    cmd += [*TINY, "--val_fraction", "0.34"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=_env())
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert sorted(os.listdir(tmp_path / "models")) == ["checkpoint_epoch=1.pt", "model.pt"]
+    assert "Epoch[1] Metrics -- val_dice_et" in _output(result)
+    model = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    assert not any(key.startswith("module.") for key in model)  # saved unwrapped, loadable by inference
+
+
+def test_verify_metadata_offline():
+    schema = BUNDLE / "docs" / "meta_schema_20240725.json"
+    cmd = [sys.executable, "-m", "monai.bundle", "verify_metadata", "--meta_file", str(CONFIGS / "metadata.json")]
+    result = subprocess.run([*cmd, "--filepath", str(schema)], capture_output=True, text=True, env=_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "metadata is verified with no error" in _output(result)
+
+
+def test_verify_net_in_out_and_ckpt_export(brats, tmp_path):
+    meta = str(CONFIGS / "metadata.json")
+    cmd = [sys.executable, "-m", "monai.bundle", "verify_net_in_out", "network_def", "--meta_file", meta]
+    cmd += ["--config_file", INFERENCE, "--network_def#channels", "[8, 16]", "--any", "19"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "data shape of network is verified with no error" in _output(result)
+
+    exported = tmp_path / "model.ts"
+    cmd = [sys.executable, "-m", "monai.bundle", "ckpt_export", "network_def", "--filepath", str(exported)]
+    cmd += ["--ckpt_file", str(brats["root"] / "models" / "model.pt"), "--meta_file", meta]
+    cmd += ["--config_file", INFERENCE, "--network_def#channels", "[8, 16]"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    scripted = torch.jit.load(str(exported))
+    from monai_iunet import IUNet
+
+    net = IUNet(3, 4, 3, channels=(8, 16)).eval()
+    net.load_state_dict(torch.load(brats["root"] / "models" / "model.pt", weights_only=True))
+    x = torch.randn(1, 4, *SHAPE)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), net(x), rtol=1e-4, atol=1e-4)

@@ -1,0 +1,107 @@
+"""The CT post-processing bundle: identity initialisation, one epoch of training on tiny data, evaluation, inference."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigParser
+
+pytest.importorskip("skimage")
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = REPO / "bundles" / "ct_postprocessing_iunet"
+TINY_DATASET = "{'num_train': 2, 'num_val': 1, 'num_test': 1, 'spatial_size': 16, 'num_angles': 8, 'seed': 0}"
+
+
+def _run_bundle(configs: list[str], *overrides: str) -> subprocess.CompletedProcess:
+    config_file = configs[0] if len(configs) == 1 else str(configs)
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config_file]
+    cmd += ["--meta_file", "configs/metadata.json", "--logging_file", "configs/logging.conf", *overrides]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread: much faster than two on a shared CI machine
+    result = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, str]:
+    """A bundle root after ``train_and_evaluate`` with one epoch on a generated tiny dataset."""
+    root = tmp_path_factory.mktemp("ct_bundle")
+    common = ["--bundle_root", str(root), "--dataset_dir", str(root / "data"), "--num_workers", "0"]
+    result = _run_bundle(
+        ["configs/train.json", "configs/evaluate.json"],
+        "--run_id",
+        "train_and_evaluate",
+        "--epochs",
+        "1",
+        "--val_interval",
+        "1",
+        "--patch_size",
+        "[16, 16, 16]",
+        "--default_dataset",
+        TINY_DATASET,
+        *common,
+    )
+    return root, result.stdout + result.stderr
+
+
+def test_network_starts_as_the_identity():
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE / "configs" / "train.json"))
+    parser.parse()
+    net = parser.get_parsed_content("network_def")
+    assert type(net).__name__ == "IUNet" and net.core.channels[0] == 8  # the channel blowup
+    x = torch.rand(1, 1, 16, 16, 16)
+    assert not torch.allclose(net(x), x, atol=1e-2)  # the lifting and projection are random at construction
+    parser.get_parsed_content("identity_init")
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), x, atol=1e-5, rtol=1e-5)
+    assert isinstance(parser.get_parsed_content("loss"), torch.nn.MSELoss)
+
+
+def test_train_one_epoch_and_evaluate(trained):
+    root, log = trained
+    datalist = json.loads((root / "data" / "dataset.json").read_text())
+    assert [len(datalist[k]) for k in ("training", "validation", "test")] == [2, 1, 1]
+    assert "val_psnr" in log and "val_ssim" in log
+    state = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert "lift.weight" in state and "project.weight" in state
+    with open(root / "eval" / "metrics.csv") as f:
+        metrics = {name: float(value) for name, value in csv.reader(f)}
+    assert set(metrics) == {"test_psnr", "test_ssim", "test_fbp_psnr", "test_fbp_ssim"}
+    # one epoch from the identity: the restoration is still close to its FBP input, and both are far from perfect
+    assert 5.0 < metrics["test_fbp_psnr"] < 30.0 and 0.1 < metrics["test_fbp_ssim"] < 0.99
+    assert abs(metrics["test_psnr"] - metrics["test_fbp_psnr"]) < 3.0
+
+
+def test_inference_writes_nifti_on_the_input_grid(trained):
+    root, _ = trained
+    out = root / "predictions"
+    common = ["--bundle_root", str(root), "--dataset_dir", str(root / "data"), "--num_workers", "0"]
+    _run_bundle(["configs/inference.json"], "--output_dir", str(out), *common)
+    (pred_file,) = out.glob("*.nii.gz")
+    assert pred_file.name == "foam_003_restored.nii.gz"
+    pred, fbp = nib.load(pred_file), nib.load(root / "data" / "fbp" / "foam_003.nii.gz")
+    assert pred.shape == fbp.shape and np.allclose(pred.affine, fbp.affine)
+    assert np.isfinite(pred.get_fdata()).all()
+
+
+def test_metadata_follows_the_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    schemas = sorted(REPO.glob("bundles/*/docs/meta_schema_*.json")) + sorted(REPO.glob("monai/meta_schema_*.json"))
+    if not schemas:
+        pytest.skip("no offline copy of the MONAI bundle metadata schema in the repository")
+    metadata = json.loads((BUNDLE / "configs" / "metadata.json").read_text())
+    jsonschema.validate(metadata, json.loads(schemas[0].read_text()))
+    for name in ("train.json", "evaluate.json", "inference.json"):
+        json.loads((BUNDLE / "configs" / name).read_text())
+    assert os.path.isfile(BUNDLE / "LICENSE") and os.path.isfile(BUNDLE / "docs" / "README.md")
