@@ -58,12 +58,7 @@ PAPER_TABLE = {  # Etmann et al. 2020, Table 1: (scales, blowup) -> (U-Net SSIM,
 
 def make_iunet(blowup: int, scales: int, blocks: int) -> IUNet:
     """The 3D iUNet, initialised as the identity map (core: zero-initialised couplings; lift/project: inverses)."""
-    net = IUNet(3, 1, 1, channels=[blowup * 2**level for level in range(scales)], blocks=blocks)
-    with torch.no_grad():
-        net.project.weight.copy_(torch.linalg.pinv(net.lift.weight.flatten(1)).view_as(net.project.weight))
-        net.lift.bias.zero_()
-        net.project.bias.zero_()
-    return net
+    return IUNet(3, 1, 1, channels=[blowup * 2**level for level in range(scales)], blocks=blocks).init_identity()
 
 
 def make_unet(blowup: int, scales: int) -> DynUNet:

@@ -130,6 +130,26 @@ class IUNet(nn.Module):
         # the core's output only feeds the projection, so the engine may reuse its memory in backward
         return self.project(self.core(self.lift(x), private_output=True))
 
+    def init_identity(self) -> IUNet:
+        """Make the freshly initialised network the identity map, for restoration tasks (paper §4.1).
+
+        The core starts as the identity; this sets the projection to the pseudo-inverse of the lifting
+        (``project(lift(x)) == x``, since ``in_channels <= channels[0]``) and both biases to zero.
+
+        Returns:
+            the network itself, so that a config can write ``"$@network_def.init_identity()"``.
+        """
+        if self.in_channels != self.out_channels:
+            raise ValueError(
+                f"an identity map needs in_channels == out_channels, got {self.in_channels} and {self.out_channels}."
+            )
+        with torch.no_grad():
+            lift = self.lift.weight.flatten(1)
+            self.project.weight.copy_(torch.linalg.pinv(lift).view_as(self.project.weight))
+            self.lift.bias.zero_()
+            self.project.bias.zero_()
+        return self
+
     def for_export(self) -> IUNet:
         """A copy for inference export (TorchScript, ONNX): eval mode, ordinary autograd, and the invertible
         resampling kernels stored as constants, since ONNX has no matrix exponential.

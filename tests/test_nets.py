@@ -76,3 +76,11 @@ def test_onnx_export_for_inference(tmp_path):
         assert torch.allclose(exported(x), net(x), atol=1e-6)
     torch.onnx.export(exported, (x,), str(path))
     onnx.checker.check_model(onnx.load(str(path)))
+
+
+def test_init_identity_for_restoration():
+    net = IUNet(3, 1, 1, channels=(8, 16)).init_identity()
+    x = torch.randn(1, 1, 8, 8, 8)
+    assert torch.allclose(net(x), x, atol=1e-5)
+    with pytest.raises(ValueError, match="in_channels == out_channels"):
+        IUNet(3, 4, 3, channels=(8, 16)).init_identity()
