@@ -58,7 +58,7 @@ def _main_tables(runs: dict) -> list[str]:
     )
     for size, width in groups:
         rows = {r["model"]: r for r in runs.values() if r["size"] == size and r["width"] == width and r["blocks"] == 2}
-        if not any("peak_bytes" in r for r in rows.values()):
+        if sum("peak_bytes" in r for r in rows.values()) < 2:
             continue
         ref = rows.get("segresnet", {}).get("peak_bytes")
         lines += [
@@ -93,6 +93,27 @@ def _equal_params(runs: dict) -> str:
         if model == "segresnet":
             pairs.append(f"SegResNet width {width}: {count / 1e6:.2f} M")
     return "parameters — " + ", ".join(pairs) if pairs else "see the parameter column"
+
+
+def _equal_params_table(runs: dict) -> list[str]:
+    """All networks with 3.5–7 M parameters (MONAI's at width 16, the IUNet at width 48), per size."""
+    lines = []
+    for size in ("64", "96", "128"):
+        rows = [
+            r
+            for r in runs.values()
+            if r["size"] == size and r["blocks"] == 2 and 3.5e6 <= r.get("params", 0) <= 7e6 and "peak_bytes" in r
+        ]
+        if len({r["model"] for r in rows}) < 2 or not any(r["model"] == "iunet" for r in rows):
+            continue
+        lines += [f"**{size}³**", "", "| model | width | parameters | peak MiB | step s |", "|---|---:|---:|---:|---:|"]
+        for r in sorted(rows, key=lambda r: r["peak_bytes"]):
+            step = f"{r['step_s']:.2f}" if "step_s" in r else "–"
+            lines.append(
+                f"| {LABELS[r['model']]} | {r['width']} | {r['params']:,} | {_mib(r['peak_bytes'])} | {step} |"
+            )
+        lines.append("")
+    return lines
 
 
 def _depth_table(runs: dict) -> list[str]:
@@ -339,6 +360,16 @@ def write_report(device: str = "cpu") -> list[Path]:
     ]
     if has_plot:
         md += ["![peak memory vs volume, depth scaling and largest volume](benchmarks.png)", ""]
+    equal = _equal_params_table(runs)
+    if equal:
+        md += [
+            "## At equal parameters",
+            "",
+            "The comparison the UNet asks for: every network with 3.5–7 M parameters — MONAI's at width 16 and the "
+            "IUNet at width 48 — sorted by peak memory.",
+            "",
+            *equal,
+        ]
     depth = _depth_table(runs)
     if depth:
         md += [

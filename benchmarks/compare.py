@@ -35,6 +35,8 @@ MiB = 2**20
 #: (size, widths) of the full run's main table; 128^3 only at width 16 on CPU (tens of seconds per step)
 FULL_GRID = ((64, (16, 32)), (96, (16, 32)), (128, (16,)))
 DEPTHS = (2, 4, 8)
+#: the IUNet at about the parameters of MONAI's UNet, SegResNet and DynUNet at width 16 (~5 M)
+EQUAL_PARAMS = (("iunet", 48, 2, 64), ("iunet", 48, 2, 96))
 #: models whose prediction is reported (the planner is for IUNets; the others show how general it is)
 ESTIMATED = MODELS
 
@@ -153,6 +155,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, int, int, object]]:
     for size, widths in FULL_GRID:
         runs += [(m, w, 2, size) for w in widths for m in models]
     runs += [(m, 16, b, 64) for b in DEPTHS if b != 2 for m in BLOCK_MODELS if m in models]
+    runs += [run for run in EQUAL_PARAMS if run[0] in models]
     return runs
 
 
@@ -169,6 +172,8 @@ def main() -> None:
     parser.add_argument("--no-estimate", action="store_true", help="skip the planner's predictions")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per child process (default: 1800)")
     parser.add_argument("--no-report", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument("--resume", action="store_true", help="keep measurements already in the results file")
+    parser.add_argument("--only-estimate", action="store_true", help="recompute predictions only, measure nothing")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--width", type=int, default=16, help=argparse.SUPPRESS)
@@ -186,13 +191,20 @@ def main() -> None:
     print("| model | width | blocks | size | params | peak MiB | total MiB | predicted MiB | step s |", flush=True)
     print("|---|---|---|---|---|---|---|---|---|", flush=True)
     for model, width, blocks, size in plan(args):
-        entry = {"model": model, "width": width, "blocks": blocks, "size": str(size)}
-        entry.update(measure(model, width, blocks, size, "memory", args))
-        if "error" in entry:
-            entry["memory_error"] = entry.pop("error")
+        old = results["runs"].get(key(model, width, blocks, size), {})
+        if args.only_estimate and not old:
+            continue
+        keep = args.resume or args.only_estimate
+        entry = dict(old) if keep else {}
+        entry.update(model=model, width=width, blocks=blocks, size=str(size))
+        if not args.only_estimate and not (keep and "total_bytes" in old):
+            entry.pop("memory_error", None)
+            entry.update(measure(model, width, blocks, size, "memory", args))
+            if "error" in entry:
+                entry["memory_error"] = entry.pop("error")
         if not args.no_estimate and model in ESTIMATED and (model.startswith("iunet") or not args.quick):
             entry.update(estimate(model, width, blocks, size, args.device))
-        if not args.no_time:
+        if not args.no_time and not args.only_estimate and not (keep and "step_s" in old):
             timing = measure(model, width, blocks, size, "time", args)
             entry.update(timing if "error" not in timing else {"time_error": timing["error"]})
         entry["when"] = time.strftime("%Y-%m-%d %H:%M")

@@ -6,9 +6,11 @@
   optionally saving the state of the engine it is attached to (epoch and iteration), for resuming.
 - :class:`LatestCheckpointLoader` resumes from the newest interval checkpoint in a folder, if there is one, through
   MONAI's ``CheckpointLoader`` (``torch.load(weights_only=True)``).
-- :func:`check_no_predictions` refuses to overwrite existing predictions; :func:`case_name_formatter` names saved
-  predictions after their case; :func:`report_broken_cases` lists the cases inference could not read.
-- :func:`format_brats_metrics` prints Dice and sensitivity per region (TC, WT, ET) as a table.
+- :func:`select_cases` picks the cases to infer; :func:`check_no_predictions` refuses to overwrite existing
+  predictions; :func:`case_name_formatter` names saved predictions after their case; :func:`report_broken_cases`
+  lists the cases inference could not read.
+- :func:`format_brats_metrics` / :func:`print_brats_metrics` give Dice and sensitivity per region (TC, WT, ET) as a
+  table.
 """
 
 from __future__ import annotations
@@ -114,7 +116,8 @@ class AtomicCheckpointSaver(CheckpointSaver):
     :class:`LatestCheckpointLoader` resume the epoch count (an engine cannot be named in its own handler's config).
 
     Note that interval checkpoints are removed before the next one is written (ignite's order): keep ``n_saved >= 2``
-    so that one complete interval checkpoint always exists.
+    so that one complete interval checkpoint always exists. ``state_dict`` / ``load_state_dict`` carry the
+    best-metric record of a key-metric saver, so put the best-model saver in the resumable checkpoint too.
 
     Args:
         save_dir: directory to save the checkpoints.
@@ -135,6 +138,10 @@ class AtomicCheckpointSaver(CheckpointSaver):
             checkpoint = getattr(self, attribute)
             if checkpoint is not None:
                 checkpoint.save_handler = _AtomicDiskSaver(save_dir, filename)
+
+    def state_dict(self) -> dict:
+        """The best-metric record, so that a resumed run replaces the best model only by a better one."""
+        return self._key_metric_checkpoint.state_dict() if self._key_metric_checkpoint is not None else {}
 
     def attach(self, engine: Engine) -> None:
         if self.engine_key is not None:

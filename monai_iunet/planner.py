@@ -59,7 +59,7 @@ GiB = 2**30
 #: Resident memory a CPU training step adds beyond its tensors and convolution workspaces in a fresh process
 #: (oneDNN primitive caches and scratchpads, buffers of the first backward pass, allocator slack); calibrated
 #: against peak RSS growth measured with ``MALLOC_MMAP_THRESHOLD_=65536`` (see ``docs/benchmarks.md``).
-CPU_RUNTIME_OVERHEAD = 40 * MiB
+CPU_RUNTIME_OVERHEAD = 24 * MiB
 
 
 @dataclass

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from monai_iunet import IUNet
 from monai_iunet.bundle_utils import latest_checkpoint
 from monai_iunet.data import generate_synthetic_brats
 
@@ -69,7 +70,7 @@ def brats(tmp_path_factory) -> dict:
     common = ["--bundle_root", str(root), "--dataset_dir", str(data)]
     train = _bundle("run", (TRAIN,), *common, *TINY)
     evaluate = _bundle("run", (TRAIN, EVALUATE), *common, *NETWORK)
-    infer = _bundle("run", (INFERENCE,), *common, *NETWORK)
+    _bundle("run", (INFERENCE,), *common, *NETWORK)
     return {"root": root, "data": data, "common": common, "train": _output(train), "evaluate": evaluate.stdout}
 
 
@@ -77,7 +78,9 @@ def test_train_writes_best_model_and_latest_checkpoint(brats):
     models = brats["root"] / "models"
     assert sorted(os.listdir(models)) == ["checkpoint_epoch=1.pt", "model.pt"]
     latest = torch.load(models / "checkpoint_epoch=1.pt", weights_only=True)
-    assert set(latest) == {"model", "optimizer", "lr_scheduler", "trainer"}
+    assert set(latest) == {"model", "optimizer", "lr_scheduler", "trainer", "best_model_saver"}
+    best_dice = latest["best_model_saver"]["_saved"][0][0]  # the best score so far, kept for resuming
+    assert f"val_mean_dice best value: {best_dice}" in brats["train"]
     assert latest["trainer"]["max_epochs"] == 1
     assert "Epoch[1] Metrics -- val_dice_et" in brats["train"]  # validation with per-region metrics ran
 
@@ -187,7 +190,7 @@ def test_broken_cases_are_named_skipped_and_reported(brats, tmp_path):
     _corrupt(nan_file)
     failed = _bundle("run", (TRAIN,), *common, *TINY, "--skip_broken_cases", "false", check=False)
     assert failed.returncode != 0
-    assert f"case SynthBraTS_00000: {nan_file}" in _output(failed) and "skip_broken_cases=true" in _output(failed)
+    assert f"case SynthBraTS_00000: {nan_file}" in _output(failed) and "--skip_broken_cases True" in _output(failed)
     skipped = _output(_bundle("run", (TRAIN,), *common, *TINY))
     assert "SynthBraTS_00000" in skipped and "NaN/Inf" in skipped
 
@@ -222,25 +225,26 @@ def test_verify_metadata_offline():
     assert "metadata is verified with no error" in _output(result)
 
 
-def test_verify_net_in_out_and_ckpt_export(brats, tmp_path):
-    meta = str(CONFIGS / "metadata.json")
-    cmd = [sys.executable, "-m", "monai.bundle", "verify_net_in_out", "network_def", "--meta_file", meta]
-    cmd += ["--config_file", INFERENCE, "--network_def#channels", "[8, 16]", "--any", "19"]
+def test_verify_net_in_out():
+    cmd = [sys.executable, "-m", "monai.bundle", "verify_net_in_out", "network_def"]
+    cmd += ["--meta_file", str(CONFIGS / "metadata.json"), "--config_file", INFERENCE]
+    cmd += ["--network_def#channels", "[8, 16]", "--any", "19"]  # an odd size the network pads and crops back
     result = subprocess.run(cmd, capture_output=True, text=True, env=_env())
     assert result.returncode == 0, result.stderr[-3000:]
     assert "data shape of network is verified with no error" in _output(result)
 
+
+def test_ckpt_export_torchscript(brats, tmp_path):
     exported = tmp_path / "model.ts"
     cmd = [sys.executable, "-m", "monai.bundle", "ckpt_export", "network_def", "--filepath", str(exported)]
-    cmd += ["--ckpt_file", str(brats["root"] / "models" / "model.pt"), "--meta_file", meta]
+    cmd += ["--ckpt_file", str(brats["root"] / "models" / "model.pt"), "--meta_file", str(CONFIGS / "metadata.json")]
     cmd += ["--config_file", INFERENCE, "--network_def#channels", "[8, 16]"]
+    cmd += ["--use_trace", "True", "--input_shape", "[1, 4, 24, 24, 24]"]  # traced at the sliding-window ROI size
     result = subprocess.run(cmd, capture_output=True, text=True, env=_env())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     scripted = torch.jit.load(str(exported))
-    from monai_iunet import IUNet
-
-    net = IUNet(3, 4, 3, channels=(8, 16)).eval()
+    net = IUNet(3, 4, 3, channels=(8, 16), blocks=1).eval()  # the bundle's network_def with the test's channels
     net.load_state_dict(torch.load(brats["root"] / "models" / "model.pt", weights_only=True))
-    x = torch.randn(1, 4, *SHAPE)
+    x = torch.randn(1, 4, 24, 24, 24)
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), net(x), rtol=1e-4, atol=1e-4)

@@ -97,6 +97,31 @@ def test_best_model_is_replaced_never_removed(tmp_path, monkeypatch):
     assert [name for name in os.listdir(tmp_path) if not name.startswith("tmp")] == ["model.pt"]
 
 
+def test_best_metric_record_survives_resume(tmp_path):
+    engine, model, _ = _engine()
+    saver = AtomicCheckpointSaver(str(tmp_path), {"model": model}, save_key_metric=True, key_metric_filename="model.pt")
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(dice=0.9))
+    engine.state.key_metric_name = "dice"
+    saver.attach(engine)
+    engine.run([torch.randn(4, 2)], max_epochs=1)
+    state = saver.state_dict()
+    assert [item[0] for item in state["_saved"]] == [0.9]
+
+    resumed, new_model, _ = _engine()
+    new_saver = AtomicCheckpointSaver(
+        str(tmp_path), {"model": new_model}, save_key_metric=True, key_metric_filename="model.pt"
+    )
+    new_saver.load_state_dict(state)
+    resumed.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(dice=0.5))
+    resumed.state.key_metric_name = "dice"
+    new_saver.attach(resumed)
+    with torch.no_grad():
+        new_model.weight.fill_(123.0)
+    resumed.run([torch.randn(4, 2)], max_epochs=1)
+    kept = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert torch.equal(kept["weight"], model.weight.detach())  # a worse model did not replace the best one
+
+
 def test_latest_checkpoint(tmp_path):
     assert latest_checkpoint(tmp_path / "missing") is None
     for name in ("checkpoint_epoch=2.pt", "checkpoint_epoch=10.pt", "model.pt", "tmpabc", "checkpoint_epoch=3.pt.tmp"):

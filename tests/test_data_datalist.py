@@ -118,7 +118,7 @@ def test_missing_modality_names_case_and_file(brats_dir, tmp_path, caplog):
         build_datalist(root)
     message = str(error.value)
     assert "case SynthBraTS_00002" in message and str(missing) in message and "missing" in message
-    assert "skip_broken_cases=true" in message
+    assert "--skip_broken_cases True" in message
     with caplog.at_level(logging.WARNING):
         datalist = build_datalist(root, skip_broken=True)
     assert "SynthBraTS_00002" not in [item["case"] for key in ("training", "validation") for item in datalist[key]]
@@ -128,7 +128,9 @@ def test_missing_modality_names_case_and_file(brats_dir, tmp_path, caplog):
 def test_datalist_pointing_at_missing_file(tmp_path):
     generate_synthetic_brats(tmp_path, num_cases=3, spatial_size=SHAPE, layout="msd")
     (tmp_path / "labelsTr" / "SynthBraTS_00001.nii.gz").unlink()
-    with pytest.raises(BrokenCaseError, match=r"case SynthBraTS_00001: .*labelsTr/SynthBraTS_00001\.nii\.gz is missing"):
+    with pytest.raises(
+        BrokenCaseError, match=r"case SynthBraTS_00001: .*labelsTr/SynthBraTS_00001\.nii\.gz is missing"
+    ):
         build_datalist(tmp_path)
 
 
@@ -188,3 +190,16 @@ def test_wrong_number_of_modalities(tmp_path):
     _rewrite(image, lambda x: x[..., :3])
     with pytest.raises(BrokenCaseError, match=r"shape \(21, 19, 17, 3\); expected a 4D image with 4 modalities"):
         build_datalist(tmp_path)
+
+
+def test_network_channels_must_match_the_modalities(tmp_path):
+    generate_synthetic_brats(tmp_path, num_cases=2, spatial_size=SHAPE)
+    with pytest.raises(BrokenCaseError, match=r"4 modality files but the network takes 3 input channels"):
+        build_datalist(tmp_path, num_channels=3, skip_broken=True)  # no case left: an error even when skipping
+
+
+def test_training_needs_two_labelled_cases(tmp_path):
+    generate_synthetic_brats(tmp_path, num_cases=3, spatial_size=SHAPE, num_unlabeled=2)
+    assert len(build_datalist(tmp_path)["testing"]) == 2  # fine for inference
+    with pytest.raises(ValueError, match="1 usable labelled case.*at least 2"):
+        build_datalist(tmp_path, min_labelled=2)

@@ -45,7 +45,7 @@ def test_broken_case_error_names_case_and_file(items, cache_rate):
     message = str(error.value)
     assert message.startswith("case SynthBraTS_00001: ")
     assert f"{items[1]['image'][2]} holds 1 NaN/Inf voxels" in message
-    assert "skip_broken_cases=true" in message
+    assert "--skip_broken_cases True" in message
 
 
 @pytest.mark.parametrize("cache_rate", [0.0, 1.0])

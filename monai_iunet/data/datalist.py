@@ -66,7 +66,7 @@ BRATS_LAYOUTS: dict[str, dict[str, Any]] = {
 
 _EXTENSIONS = (".nii.gz", ".nii")
 _ADVICE = (
-    "Fix or replace the files, move the case folder out of dataset_dir, or set skip_broken_cases=true to leave "
+    "Fix or replace the files, move the case folder out of dataset_dir, or pass --skip_broken_cases True to leave "
     "broken cases out with a warning."
 )
 
@@ -276,12 +276,16 @@ def check_case(
     if len(images) == 1:
         if len(shapes[0]) != 4 or shapes[0][3] != num_channels:
             problems.append(
-                f"{images[0][0]} has shape {shapes[0]}; expected a 4D image with {num_channels} modalities last"
+                f"{images[0][0]} has shape {shapes[0]}; expected a 4D image with {num_channels} modalities last, "
+                "one per input channel of the network (network_def#in_channels)"
             )
         spatial = shapes[0][:3]
     else:
         if len(images) != num_channels:
-            problems.append(f"the case has {len(images)} modality files; expected {num_channels}")
+            problems.append(
+                f"the case has {len(images)} modality files but the network takes {num_channels} input channels "
+                "(network_def#in_channels)"
+            )
         for (f, _), s in zip(images, shapes):
             if len(s) != 3:
                 problems.append(f"{f} has shape {s}; expected a 3D volume")
@@ -353,7 +357,7 @@ def drop_broken_cases(
     good, broken = screen_datalist(items, read_data=read_data, label_values=label_values, num_channels=num_channels)
     if broken:
         message = f"{len(broken)} broken case(s){' in ' + where if where else ''}:\n  " + "\n  ".join(broken)
-        if not _as_bool(skip_broken):
+        if not good or not _as_bool(skip_broken):
             raise BrokenCaseError(f"{message}\n{_ADVICE}")
         logger.warning(f"{message}\nThey are left out.")
     return good
@@ -366,6 +370,7 @@ def build_datalist(
     skip_broken: bool = False,
     check: bool = True,
     num_channels: int = 4,
+    min_labelled: int = 0,
 ) -> dict[str, Any]:
     """Detect the layout of ``dataset_dir``, check every case's headers and split the labelled cases.
 
@@ -381,6 +386,7 @@ def build_datalist(
         skip_broken: leave broken cases out with a warning instead of raising.
         check: check the cases' headers (``False`` leaves checking to the caller).
         num_channels: number of modalities each case must provide.
+        min_labelled: the fewest labelled cases to accept (2 for training: one to train on, one to validate).
 
     Returns:
         ``{"layout", "labels", "modalities", "training", "validation", "testing"}``: the layout name, its label value
@@ -402,6 +408,11 @@ def build_datalist(
     if _as_bool(check):
         items = drop_broken_cases(items, skip_broken=skip_broken, num_channels=num_channels, where=repr(str(root)))
     labelled = [item for item in items if "label" in item]
+    if len(labelled) < min_labelled:
+        raise ValueError(
+            f"dataset_dir {str(root)!r} has {len(labelled)} usable labelled case(s); training needs at least "
+            f"{min_labelled} (one to train on, one to validate). Add cases with label files."
+        )
     order = np.random.default_rng(seed).permutation(len(labelled))
     num_val = max(1, round(val_fraction * len(labelled))) if len(labelled) > 1 else 0
     return {
