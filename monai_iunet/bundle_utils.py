@@ -23,15 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointLoader, CheckpointSaver
+from monai.metrics import compute_confusion_matrix_metric
 
 from monai_iunet.data.datalist import BrokenCaseError, _as_bool, case_name
 from monai_iunet.data.synthetic_brats import generate_synthetic_brats
 
 __all__ = [
     "AtomicCheckpointSaver",
+    "ConfusionDetailsToMetric",
     "LatestCheckpointLoader",
     "REGIONS",
     "case_name_formatter",
@@ -74,6 +76,32 @@ def ensure_dataset(dataset_dir: str | os.PathLike, **synthetic: Any) -> str:
     if distributed:
         torch.distributed.barrier()
     return str(path)
+
+
+class ConfusionDetailsToMetric:
+    """Turn the per-case confusion matrices kept by MONAI's ``ConfusionMatrix`` handlers into per-case values.
+
+    The handlers store ``(cases, channels, 4)`` counts in ``engine.state.metric_details``; ``MetricsSaver`` needs
+    ``(cases, channels)`` values to write a per-case CSV. Attach this before ``MetricsSaver``.
+
+    Args:
+        names: the metric names whose details to convert (e.g. ``["val_sensitivity_tc", ...]``).
+        metric_name: the confusion-matrix metric to compute, as in ``ConfusionMatrix(metric_name=...)``.
+    """
+
+    def __init__(self, names: Sequence[str], metric_name: str = "sensitivity") -> None:
+        self.names = list(names)
+        self.metric_name = metric_name
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        details = engine.state.metric_details
+        for name in self.names:
+            counts = details.get(name)
+            if isinstance(counts, torch.Tensor) and counts.shape[-1] == 4:
+                details[name] = compute_confusion_matrix_metric(self.metric_name, counts)
 
 
 def latest_checkpoint(ckpt_dir: str | os.PathLike, prefix: str = "checkpoint") -> str | None:

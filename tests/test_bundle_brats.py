@@ -96,6 +96,11 @@ def test_evaluate_writes_metrics_per_region_and_case(brats):
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 and rows[0]["filename"].startswith("SynthBraTS_")
     assert set(rows[0]) == {"filename", "class0", "class1", "class2", "mean"}  # TC, WT, ET per case
+    for region in ("tc", "wt", "et"):  # sensitivity per case and region
+        with open(eval_dir / f"val_sensitivity_{region}_raw.csv") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == 1 and rows[0]["filename"].startswith("SynthBraTS_")
+        assert 0.0 <= float(rows[0]["class0"]) <= 1.0
     table = brats["evaluate"]
     assert re.search(r"region\s+Dice\s+sensitivity\n(TC|WT|ET)", table)
     assert f"{float(metrics['val_dice_wt']):.4f}" in table
