@@ -6,6 +6,7 @@ from monai_iunet.coupling import AdditiveCoupling, InvertibleChannelMixing
 from monai_iunet.engine import InvertibleSequence, ReconstructionGuard, memory_efficient_apply
 from monai_iunet.nets import IUNet, IUnet, Iunet, iunet
 from monai_iunet.orthogonal import orthogonal_matrix
+from monai_iunet.planner import estimate_memory, fit_channels
 from monai_iunet.resampling import InvertibleDownsampling, InvertibleUpsampling
 from monai_iunet.unet import InvertibleSkip, InvertibleUNet
 
@@ -23,6 +24,8 @@ __all__ = [
     "InvertibleUNet",
     "InvertibleUpsampling",
     "ReconstructionGuard",
+    "estimate_memory",
+    "fit_channels",
     "iunet",
     "memory_efficient_apply",
     "orthogonal_matrix",
