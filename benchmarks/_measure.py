@@ -24,6 +24,7 @@ __all__ = [
     "measure_time",
     "rss_bytes",
     "run_child",
+    "set_mmap_threshold",
 ]
 
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
@@ -36,6 +37,22 @@ def rss_bytes(field: str = "VmRSS") -> int:
             if line.startswith(field):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def set_mmap_threshold(nbytes: int) -> bool:
+    """Set glibc's mmap threshold in this process (``mallopt(M_MMAP_THRESHOLD, nbytes)``); False if impossible.
+
+    ``set_mmap_threshold(65536)`` is what ``MALLOC_MMAP_THRESHOLD_=65536`` does at startup; 32 MiB is the ceiling
+    glibc's own dynamic threshold grows to, which approximates the default behaviour for timing.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-3, int(nbytes)))  # M_MMAP_THRESHOLD = -3
+    except (OSError, AttributeError):
+        return False
 
 
 def measure_peak(fn: Callable[[], object], device: str = "cpu") -> int:
@@ -86,7 +103,8 @@ def run_child(script: str, args: Sequence[str], what: str = "memory", timeout: f
     Args:
         script: path of the benchmark script, which must print one JSON object as its last line.
         args: command-line arguments for it.
-        what: ``"memory"`` sets ``MALLOC_MMAP_THRESHOLD_=65536``; anything else removes it.
+        what: ``"memory"`` sets ``MALLOC_MMAP_THRESHOLD_=65536``; anything else removes it (a child that
+            measures both sets the threshold itself, see :func:`set_mmap_threshold`).
         timeout: seconds before the child is killed.
 
     Returns:

@@ -366,7 +366,9 @@ def write_report(device: str = "cpu") -> list[Path]:
             "## At equal parameters",
             "",
             "The comparison the UNet asks for: every network with 3.5–7 M parameters — MONAI's at width 16 and the "
-            "IUNet at width 48 — sorted by peak memory.",
+            "IUNet at width 48 — sorted by peak memory. MONAI's UNet, which halves the resolution before its first "
+            "convolution, stays the cheapest; among the networks that work at full resolution (SegResNet, DynUNet, "
+            "the IUNet) the IUNet needs the least. Whether the UNet's savings cost Dice is for training to show.",
             "",
             *equal,
         ]
@@ -377,7 +379,9 @@ def write_report(device: str = "cpu") -> list[Path]:
             "",
             "Blocks per level and side for the iUNets, residual units per level for MONAI's UNet. The figure in "
             "parentheses subtracts the gradient and Adam moments (3 × 4 bytes per parameter), which grow with the "
-            "parameters whatever the engine.",
+            "parameters whatever the engine (issue 2's measure). For the memory-efficient networks it even falls "
+            "with depth: the peak of a first step is in the backward pass, before Adam allocates its moments, so "
+            "subtracting them over-corrects — what matters is that the peak itself stays flat.",
             "",
             *depth,
         ]
@@ -409,7 +413,7 @@ def write_report(device: str = "cpu") -> list[Path]:
             "from monai_iunet.planner import estimate_memory, explain_memory, fit_channels",
             "",
             "net = IUNet(3, 4, 3, channels=(32, 64, 128, 256), blocks=2)",
-            "print(explain_memory(net, (1, 4, 160, 192, 128)))      # peak, and what it is made of",
+            "print(explain_memory(net, (1, 4, 160, 192, 128)))  # peak, and what it is made of",
             'channels = fit_channels("8GiB", (1, 4, 160, 192, 128))  # widest (w, 2w, 4w, 8w) that fits',
             "```",
             "",

@@ -10,9 +10,20 @@ step. Results accumulate in ``benchmarks/results/compare_<device>.json``; ``docs
 
 Usage::
 
-    python benchmarks/compare.py --quick              # 64^3, width 16, all models (< 3 min on 2 idle CPU cores)
+    python benchmarks/compare.py --quick              # 64^3, width 16, all models: < 3 min on 2 idle CPU cores
+    python benchmarks/compare.py                      # 64^3/96^3/128^3, widths 16 and 32, depth 2/4/8
+
+``--quick`` measures memory and time in one process per model (memory first, with the mmap threshold set
+through ``mallopt``; then it is raised to 32 MiB, glibc's own ceiling, and that first step serves as the
+warm-up of the timed ones), prints its table and keeps it in ``results/quick_<device>.json``, leaving the full
+results and ``docs/benchmarks.md`` alone.
+
+More::
+
     python benchmarks/compare.py                      # 64^3/96^3/128^3, widths 16 and 32, depth 2/4/8
     python benchmarks/compare.py --sizes 96 --widths 32 --models iunet segresnet --no-time
+    python benchmarks/compare.py --resume             # keep what is measured, add what is missing
+    python benchmarks/compare.py --only-estimate      # recompute the planner's predictions only
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-from _measure import measure_peak, measure_time, run_child
+from _measure import measure_peak, measure_time, run_child, set_mmap_threshold
 from _models import BLOCK_MODELS, IN_CHANNELS, MODELS, OUT_CHANNELS, build_model
 
 HERE = Path(__file__).resolve().parent
@@ -101,6 +112,19 @@ def run_one(args: argparse.Namespace) -> dict:
     if args.measure == "memory":
         peak = measure_peak(step, args.device)
         return {"params": params, "peak_bytes": peak, "resident_bytes": resident, "total_bytes": peak + resident}
+    if args.measure == "both":  # --quick: one process per model, the memory step doubles as the warm-up
+        if not set_mmap_threshold(65536):
+            raise RuntimeError("cannot set glibc's mmap threshold; run without --quick")
+        peak = measure_peak(step, args.device)
+        set_mmap_threshold(32 * MiB)
+        step_s = measure_time(step, steps=args.steps, warmup=0, device=args.device)
+        return {
+            "params": params,
+            "peak_bytes": peak,
+            "resident_bytes": resident,
+            "total_bytes": peak + resident,
+            "step_s": step_s,
+        }
     return {"params": params, "step_s": measure_time(step, steps=args.steps, warmup=1, device=args.device)}
 
 
@@ -126,17 +150,22 @@ def device_description(device: str) -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 
-def load_results(device: str) -> dict:
+def results_path(device: str, quick: bool = False) -> Path:
+    """``results/compare_<device>.json``; ``--quick`` keeps its own file and leaves the full results alone."""
+    return RESULTS / f"{'quick' if quick else 'compare'}_{device.split(':')[0]}.json"
+
+
+def load_results(device: str, quick: bool = False) -> dict:
     """The accumulated results for ``device`` (``{"meta": ..., "runs": {key: {...}}}``)."""
-    path = RESULTS / f"compare_{device.split(':')[0]}.json"
+    path = results_path(device, quick)
     if path.exists():
         return json.loads(path.read_text())
     return {"meta": {}, "runs": {}}
 
 
-def save_results(results: dict, device: str) -> Path:
+def save_results(results: dict, device: str, quick: bool = False) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"compare_{device.split(':')[0]}.json"
+    path = results_path(device, quick)
     path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     return path
 
@@ -185,7 +214,7 @@ def main() -> None:
         print(json.dumps(run_one(args)))
         return
 
-    results = load_results(args.device)
+    results = load_results(args.device, args.quick)
     results["meta"].update(device=device_description(args.device), device_kind=args.device.split(":")[0])
     start = time.time()
     print("| model | width | blocks | size | params | peak MiB | total MiB | predicted MiB | step s |", flush=True)
@@ -197,19 +226,23 @@ def main() -> None:
         keep = args.resume or args.only_estimate
         entry = dict(old) if keep else {}
         entry.update(model=model, width=width, blocks=blocks, size=str(size))
-        if not args.only_estimate and not (keep and "total_bytes" in old):
+        if args.quick and not args.only_estimate:
+            entry.update(measure(model, width, blocks, size, "both" if not args.no_time else "memory", args))
+            if "error" in entry:
+                entry["memory_error"] = entry.pop("error")
+        elif not args.only_estimate and not (keep and "total_bytes" in old):
             entry.pop("memory_error", None)
             entry.update(measure(model, width, blocks, size, "memory", args))
             if "error" in entry:
                 entry["memory_error"] = entry.pop("error")
-        if not args.no_estimate and model in ESTIMATED and (model.startswith("iunet") or not args.quick):
+        if not args.no_estimate and model in ESTIMATED and (model == "iunet" or not args.quick):
             entry.update(estimate(model, width, blocks, size, args.device))
-        if not args.no_time and not args.only_estimate and not (keep and "step_s" in old):
+        if not args.no_time and not args.only_estimate and not args.quick and not (keep and "step_s" in old):
             timing = measure(model, width, blocks, size, "time", args)
             entry.update(timing if "error" not in timing else {"time_error": timing["error"]})
         entry["when"] = time.strftime("%Y-%m-%d %H:%M")
         results["runs"][key(model, width, blocks, size)] = entry
-        save_results(results, args.device)
+        save_results(results, args.device, args.quick)
         peak = f"{entry['peak_bytes'] / MiB:.0f}" if "peak_bytes" in entry else entry.get("memory_error", "-")
         total = f"{entry['total_bytes'] / MiB:.0f}" if "total_bytes" in entry else "-"
         pred = f"{entry['estimate_bytes'] / MiB:.0f}" if "estimate_bytes" in entry else "-"
@@ -217,7 +250,9 @@ def main() -> None:
         params = f"{entry['params']:,}" if "params" in entry else "-"
         print(f"| {model} | {width} | {blocks} | {size} | {params} | {peak} | {total} | {pred} | {step} |", flush=True)
     print(f"\n{time.time() - start:.0f} s", flush=True)
-    if not args.no_report:
+    if args.quick:
+        print(f"(results in {results_path(args.device, True)}; docs/benchmarks.md comes from the full run)")
+    elif not args.no_report:
         from _report import write_report
 
         command = "python benchmarks/compare.py " + " ".join(sys.argv[1:])
