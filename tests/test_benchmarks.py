@@ -1,0 +1,67 @@
+"""The benchmark harness: what docs/benchmarks.md reports is only as right as these helpers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from monai_iunet import IUNet
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+MiB = 2**20
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import _measure
+        import fit_budget
+
+        yield _measure, fit_budget
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_fit_line_recovers_intercept_and_slope(bench):
+    _, fit_budget = bench
+    points = [(v, 30e6 + 2.5 * v) for v in (64**3, 96**3, 128**3)]
+    a, b = fit_budget.fit_line(points)
+    assert a == pytest.approx(30e6)
+    assert b == pytest.approx(2.5)
+
+
+def test_largest_side_is_the_last_multiple_of_16_inside_the_budget(bench):
+    _, fit_budget = bench
+    assert fit_budget.largest_side(0.0, 1.0, 96**3) == 96
+    assert fit_budget.largest_side(0.0, 1.0, 96**3 - 1) == 80
+    assert fit_budget.largest_side(1000.0, 1.0, 500) == 0
+    a, b = 50e6, 300.0
+    side = fit_budget.largest_side(a, b, 8 * 2**30)
+    assert a + b * side**3 <= 8 * 2**30 < a + b * (side + 16) ** 3
+
+
+def test_measure_peak_sees_a_transient_allocation(bench):
+    _measure, _ = bench
+
+    def allocate() -> None:
+        t = torch.ones(64 * MiB // 4)  # 64 MiB, freed on return
+        assert t.sum() > 0
+
+    assert _measure.measure_peak(allocate) >= 60 * MiB
+    assert _measure.measure_peak(lambda: None) < 8 * MiB
+
+
+def test_compare_child_measures_one_step(bench):
+    _measure, _ = bench
+    args = ["--child", "--model", "iunet", "--width", 8, "--blocks", 1, "--size", 16, "--measure", "memory"]
+    out = _measure.run_child(str(BENCHMARKS / "compare.py"), args, "memory", timeout=300)
+    assert "error" not in out, out
+    net = IUNet(3, 4, 3, channels=(8, 16, 32, 64), blocks=1)
+    assert out["params"] == sum(p.numel() for p in net.parameters())
+    assert 0 < out["peak_bytes"] < out["total_bytes"]
+    bad = _measure.run_child(str(BENCHMARKS / "compare.py"), ["--child", "--model", "nonsense"], "memory", timeout=60)
+    assert "error" in bad
