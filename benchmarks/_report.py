@@ -57,7 +57,11 @@ def _main_tables(runs: dict) -> list[str]:
         key=lambda g: (_size_key(g[0]), g[1]),
     )
     for size, width in groups:
-        rows = {r["model"]: r for r in runs.values() if r["size"] == size and r["width"] == width and r["blocks"] == 2}
+        rows = {
+            r["model"]: r
+            for r in runs.values()
+            if r["size"] == size and r["width"] == width and r["blocks"] == 2 and "measure_s" not in r  # not a probe
+        }
         if sum("peak_bytes" in r for r in rows.values()) < 2:
             continue
         ref = rows.get("segresnet", {}).get("peak_bytes")
@@ -215,6 +219,35 @@ def _fit_tables(fit: dict) -> list[str]:
                 f"| {LABELS[v['model']]} | {v['width']} | {v.get('params', 0):,} | " + " | ".join(cells) + " |"
             )
         lines.append("")
+        by_model = {(v["model"], v["width"]): v for v in volumes}
+        for b in budgets:
+            ours = by_model.get(("iunet", 16), {}).get("budgets", {}).get(b)
+            for other in ("segresnet", "iunets"):
+                theirs = by_model.get((other, 16), {}).get("budgets", {}).get(b)
+                if ours and theirs and ours["size"] and theirs["size"]:
+                    lines.append(
+                        f"- {float(b) / GiB:g} GiB: the memory-efficient IUNet trains on {ours['size']}³, "
+                        f"{LABELS[other]} on {theirs['size']}³ — {(ours['size'] / theirs['size']) ** 3:.1f}× the "
+                        "voxels at equal width."
+                    )
+        measured = [(v, b, c) for v in volumes for b, c in v["budgets"].items() if c.get("measured")]
+        if measured:
+            flipped = [
+                f"{LABELS[v['model']]} at {float(b) / GiB:g} GiB"
+                for v, b, c in measured
+                if c["measured_bytes"] + 8 * v.get("params", 0) > float(b)
+            ]
+            most = max(8 * v.get("params", 0) for v, _, _ in measured)
+            lines.append(
+                "- Sizes come from a first step. From the second step on Adam's two moments (8 bytes per parameter, "
+                f"at most {most / MiB:.0f} MiB here) are resident too; "
+                + (
+                    "that moves none of the measured sizes above."
+                    if not flipped
+                    else "with them these no longer fit: " + ", ".join(flipped) + "."
+                )
+            )
+        lines.append("")
         notes = [v for v in volumes if v.get("notes")]
         for v in notes:
             lines.append(f"- {LABELS[v['model']]}, width {v['width']}: {v['notes']}")
@@ -278,6 +311,7 @@ def _plot(runs: dict, fit: dict, path: Path) -> bool:
             ax.plot(*zip(*pts), marker="o", color=f"C{MODELS.index(model)}", label=LABELS[model])
     ax.set(xlabel="blocks per level", ylabel="peak memory (MiB)", xscale="log", xticks=[2, 4, 8])
     ax.set_xticklabels(["2", "4", "8"])
+    ax.minorticks_off()
     ax.set_title("depth scaling, 64³, width 16", fontsize=10)
     ax.legend(fontsize=7)
     if panels == 3:
@@ -285,8 +319,19 @@ def _plot(runs: dict, fit: dict, path: Path) -> bool:
         volumes = [v for v in fit["volumes"] if v["width"] == 16]
         budgets = sorted({b for v in volumes for b in v["budgets"]}, key=float)
         for i, b in enumerate(budgets):
-            sizes = [v["budgets"].get(b, {}).get("size", 0) for v in volumes]
-            ax.bar([j + 0.4 * i for j in range(len(volumes))], sizes, 0.4, label=f"{float(b) / GiB:g} GiB")
+            cells = [v["budgets"].get(b, {}) for v in volumes]
+            bars = ax.bar(
+                [j + 0.4 * i for j in range(len(volumes))],
+                [c.get("size", 0) for c in cells],
+                0.4,
+                color=f"C{i}",
+                label=f"{float(b) / GiB:g} GiB",
+            )
+            for bar, c in zip(bars, cells):
+                if not c.get("measured"):
+                    bar.set_hatch("//")
+                    bar.set_alpha(0.6)
+        ax.bar([0], [0], color="white", edgecolor="gray", hatch="//", label="predicted (hatched)")
         ax.set_xticks([j + 0.2 for j in range(len(volumes))])
         ax.set_xticklabels(
             [LABELS[v["model"]].split(" (")[0].replace("MONAI ", "") for v in volumes],
@@ -304,14 +349,15 @@ def _plot(runs: dict, fit: dict, path: Path) -> bool:
 
 
 def write_report(device: str = "cpu") -> list[Path]:
-    """Rewrite ``docs/benchmarks.md`` (and the plot) from ``benchmarks/results/*_<device>.json``."""
+    """Rewrite ``docs/benchmarks.md`` and its plot (``docs/benchmarks_<device>.*`` for a GPU) from the results."""
     kind = device.split(":")[0]
     compare = _load(f"compare_{kind}.json")
     fit = _load(f"fit_{kind}.json")
     runs = compare.get("runs", {})
     meta = compare.get("meta", {})
     DOCS.mkdir(exist_ok=True)
-    png = DOCS / "benchmarks.png"
+    stem = "benchmarks" if kind == "cpu" else f"benchmarks_{kind}"  # a GPU run keeps the CPU report
+    png = DOCS / f"{stem}.png"
     has_plot = _plot(runs, fit, png)
     est_lines, errors = _estimates(runs)
     commands = meta.get("commands", []) + fit.get("commands", [])
@@ -323,10 +369,15 @@ def write_report(device: str = "cpu") -> list[Path]:
         "4 → 3 channels (BraTS), every model in a fresh process. Written by `benchmarks/compare.py` and "
         "`benchmarks/fit_budget.py`; raw numbers in `benchmarks/results/`.",
         "",
-        f"**Device:** {meta.get('device', 'unknown')}. No GPU: this task was not lent the GPU machine, so every "
-        "number here is CPU (re-run the same commands with `--device cuda` where a GPU is available; memory is then "
-        "`torch.cuda.max_memory_allocated`). The CPU was shared with other jobs, so step times are noisy (±30 %); "
-        "memory figures do not depend on load.",
+        f"**Device:** {meta.get('device', 'unknown')}. "
+        + (
+            "No GPU was lent to this project when these were measured, so every number here is CPU (re-run the "
+            "same commands with `--device cuda` where a GPU is available; memory is then "
+            "`torch.cuda.max_memory_allocated`). Step times were taken with no other job on the machine; memory "
+            "figures do not depend on load."
+            if kind == "cpu"
+            else "Memory is `torch.cuda.max_memory_allocated` growth."
+        ),
         "",
         "**Commands:**",
         "",
@@ -359,7 +410,7 @@ def write_report(device: str = "cpu") -> list[Path]:
         *_main_tables(runs),
     ]
     if has_plot:
-        md += ["![peak memory vs volume, depth scaling and largest volume](benchmarks.png)", ""]
+        md += [f"![peak memory vs volume, depth scaling and largest volume]({png.name})", ""]
     equal = _equal_params_table(runs)
     if equal:
         md += [
@@ -441,9 +492,9 @@ def write_report(device: str = "cpu") -> list[Path]:
         "single volumes into an im2col buffer (`C_in · 27 × voxels` floats; the IUNet's couplings avoid it with "
         "`monai_iunet.conv.Conv3dLowMemory`), and the first backward pass in a process adds a few tens of MiB of "
         "oneDNN caches and buffers. Both are in the measured peaks and in the planner's model.",
-        "- Step times on this shared 2-core CPU are only indicative; the relative memory numbers are the point.",
+        "- Step times on a 2-core CPU say little about a GPU; the relative memory numbers are the point.",
         "",
     ]
-    path = DOCS / "benchmarks.md"
+    path = DOCS / f"{stem}.md"
     path.write_text("\n".join(md))
     return [path, png] if has_plot else [path]

@@ -24,6 +24,7 @@ More::
     python benchmarks/compare.py --sizes 96 --widths 32 --models iunet segresnet --no-time
     python benchmarks/compare.py --resume             # keep what is measured, add what is missing
     python benchmarks/compare.py --only-estimate      # recompute the planner's predictions only
+    python benchmarks/compare.py --retime             # keep the memory figures, time every step again
 """
 
 from __future__ import annotations
@@ -109,9 +110,10 @@ def run_one(args: argparse.Namespace) -> dict:
         loss.backward()
         opt.step()
 
-    if args.measure == "memory":
-        peak = measure_peak(step, args.device)
-        return {"params": params, "peak_bytes": peak, "resident_bytes": resident, "total_bytes": peak + resident}
+    if args.measure == "memory":  # the first step; with --memory-steps 2 also one with Adam's moments resident
+        peak = measure_peak(lambda: [step() for _ in range(args.memory_steps)], args.device)
+        out = {"params": params, "peak_bytes": peak, "resident_bytes": resident, "total_bytes": peak + resident}
+        return out if args.memory_steps == 1 else {**out, "memory_steps": args.memory_steps}
     if args.measure == "both":  # --quick: one process per model, the memory step doubles as the warm-up
         if not set_mmap_threshold(65536):
             raise RuntimeError("cannot set glibc's mmap threshold; run without --quick")
@@ -203,11 +205,13 @@ def main() -> None:
     parser.add_argument("--no-report", action="store_true", help="do not rewrite docs/benchmarks.md")
     parser.add_argument("--resume", action="store_true", help="keep measurements already in the results file")
     parser.add_argument("--only-estimate", action="store_true", help="recompute predictions only, measure nothing")
+    parser.add_argument("--retime", action="store_true", help="keep memory measurements, measure step times again")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--width", type=int, default=16, help=argparse.SUPPRESS)
     parser.add_argument("--size", default="64", help=argparse.SUPPRESS)
     parser.add_argument("--measure", default="memory", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-steps", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         args.blocks = args.blocks[0] if args.blocks else 2
@@ -223,7 +227,7 @@ def main() -> None:
         old = results["runs"].get(key(model, width, blocks, size), {})
         if args.only_estimate and not old:
             continue
-        keep = args.resume or args.only_estimate
+        keep = args.resume or args.only_estimate or args.retime
         entry = dict(old) if keep else {}
         entry.update(model=model, width=width, blocks=blocks, size=str(size))
         if args.quick and not args.only_estimate:
@@ -237,7 +241,12 @@ def main() -> None:
                 entry["memory_error"] = entry.pop("error")
         if not args.no_estimate and model in ESTIMATED and (model == "iunet" or not args.quick):
             entry.update(estimate(model, width, blocks, size, args.device))
-        if not args.no_time and not args.only_estimate and not args.quick and not (keep and "step_s" in old):
+        if (
+            not args.no_time
+            and not args.only_estimate
+            and not args.quick
+            and not (keep and "step_s" in old and not args.retime)
+        ):
             timing = measure(model, width, blocks, size, "time", args)
             entry.update(timing if "error" not in timing else {"time_error": timing["error"]})
         entry["when"] = time.strftime("%Y-%m-%d %H:%M")

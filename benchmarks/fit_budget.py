@@ -6,8 +6,9 @@ fitted as ``a + b · voxels`` — activations grow with the volume, parameters a
 predicts the largest side ``s`` (a multiple of 16) that fits each budget. Budgets up to ``--verify-max`` are then
 checked by measurement: a step at ``s`` and at ``s + 16`` (moving down or up by 16 until the pair brackets the
 budget, at most ``--max-probes`` steps). A size is reported as *measured* only when a step at ``s`` was measured
-inside the budget and one at ``s + 16`` outside it; everything else is *predicted* from the fitted line. The CPU
-machine has 24 GiB of RAM in all, so the 24 GiB budget is always predicted there.
+inside the budget and one at ``s + 16`` outside it; everything else is *predicted* from the fitted line, refitted
+through every size measured so far (so the 8 GiB probes anchor the 24 GiB extrapolation). The CPU machine has
+24 GiB of RAM in all, so the 24 GiB budget is always predicted there.
 
 For the IUNet the planner's answer (``estimate_memory``, bisection over sides divisible by 16) is listed next to
 it, and :func:`monai_iunet.planner.fit_channels` proposes the widest IUNet for a 160×192×128 crop; the planner's
@@ -64,19 +65,24 @@ class Runner:
         self.path = RESULTS / f"compare_{device.split(':')[0]}.json"
         self.results = _load(self.path, {"meta": {}, "runs": {}})
 
-    def key(self, model: str, width: int, size: str, blocks: int = 2) -> str:
-        return f"{model}|w{width}|b{blocks}|{size}"
+    def key(self, model: str, width: int, size: str, steps: int = 1) -> str:
+        return f"{model}|w{width}|b2|{size}" + (f"|steps{steps}" if steps > 1 else "")
 
-    def get(self, model: str, width: int, size: str) -> dict | None:
-        return self.results["runs"].get(self.key(model, width, size))
+    def get(self, model: str, width: int, size: str, steps: int = 1) -> dict | None:
+        return self.results["runs"].get(self.key(model, width, size, steps))
 
-    def measure(self, model: str, width: int, size: str, estimate: bool = False) -> dict:
-        """Measure (or reuse) one step's memory at ``size`` (``"96"`` or ``"160x192x128"``)."""
-        entry = self.get(model, width, size)
+    def measure(self, model: str, width: int, size: str, estimate: bool = False, steps: int = 1) -> dict:
+        """Measure (or reuse) the memory of the first ``steps`` steps at ``size`` (``"96"`` or ``"160x192x128"``).
+
+        ``steps=2`` includes a step with Adam's moments resident, as in the rest of training; the difference from
+        one step (8 bytes per parameter when the peak is in the backward pass) matters only for wide networks.
+        """
+        entry = self.get(model, width, size, steps)
         if entry and "total_bytes" in entry and (not estimate or "estimate_bytes" in entry):
             return entry
         args = ["--child", "--model", model, "--width", width, "--blocks", 2, "--size", size, "--device", self.device]
-        print(f"  measuring {model} width {width} at {size} ...", flush=True)
+        args += ["--memory-steps", steps]
+        print(f"  measuring {model} width {width} at {size} ({steps} step(s)) ...", flush=True)
         t0 = time.time()
         entry = {"model": model, "width": width, "blocks": 2, "size": size}
         result = run_child(str(COMPARE), [*args, "--measure", "memory"], "memory", timeout=self.timeout)
@@ -86,7 +92,7 @@ class Runner:
         entry["when"] = time.strftime("%Y-%m-%d %H:%M")
         entry["measure_s"] = round(time.time() - t0)
         self.results = _load(self.path, {"meta": {}, "runs": {}})  # compare.py may have written meanwhile
-        self.results["runs"][self.key(model, width, size)] = entry
+        self.results["runs"][self.key(model, width, size, steps)] = entry
         _save(self.path, self.results)
         total = entry.get("total_bytes")
         print(f"    -> {total / MiB:,.0f} MiB" if total else f"    -> {entry.get('memory_error')}", flush=True)
@@ -113,6 +119,20 @@ def largest_side(a: float, b: float, budget: int, step: int = 16) -> int:
     while a + b * (side + step) ** 3 <= budget:
         side += step
     return side
+
+
+def measured_points(runner: Runner, model: str, width: int) -> list[tuple[int, int]]:
+    """Every cubic size from 64³ up measured for ``model`` at ``width``: the probes of a smaller budget make the
+    line that predicts a larger one an interpolation over a wider range (the 64-128³ fit alone under-predicts
+    networks whose fixed costs are small next to their activations, e.g. CheckpointUNet by 20 % at 400³)."""
+    points = []
+    for entry in runner.results["runs"].values():
+        size = str(entry["size"])
+        if (entry["model"], entry["width"], entry["blocks"], entry.get("memory_steps", 1)) != (model, width, 2, 1):
+            continue
+        if size.isdigit() and int(size) >= 64 and "total_bytes" in entry:
+            points.append((int(size) ** 3, entry["total_bytes"]))
+    return points
 
 
 def planner_side(width: int, budget: int, hint: int) -> int:
@@ -160,9 +180,10 @@ def volumes(args: argparse.Namespace, runner: Runner) -> list[dict]:
             a, b = fit_line([(v, t) for v, t, _ in points])
             params = (runner.get(model, width, "64") or {}).get("params", 0)
             row = {"model": model, "width": width, "params": params, "fit": [a, b], "budgets": {}}
-            for budget in args.budgets:
+            for budget in sorted(args.budgets):
+                a, b = fit_line(measured_points(runner, model, width))
                 side = largest_side(a, b, budget)
-                cell = {"size": side, "measured": False, "predicted_bytes": a + b * side**3}
+                cell = {"size": side, "measured": False, "predicted_bytes": a + b * side**3, "fit": [a, b]}
                 if budget <= args.verify_max and not args.quick:
                     cell.update(verify(model, width, side, budget, a, b, args, runner))
                 if model == "iunet":
@@ -196,6 +217,42 @@ def verify(model: str, width: int, side: int, budget: int, a: float, b: float, a
     return {"note": "not bracketed within --max-probes measurements"}
 
 
+def verify_width(width: int, budget: int, size: str, shape: tuple, args, runner: Runner) -> str:
+    """Bracket the widest IUNet (widths in steps of 4) that trains within ``budget`` by measuring two steps each.
+
+    Two steps, because from the second on Adam's moments are resident during the backward pass (8 bytes per
+    parameter: 270 MiB at width 124), which ``fit_channels`` plans for and a first step does not show.
+    """
+    import torch
+
+    from monai_iunet import IUNet
+    from monai_iunet.planner import explain_memory
+
+    fits: dict[int, float] = {}
+    current = width
+    for _ in range(args.max_probes):
+        entry = runner.measure("iunet", current, size, steps=2)
+        if "total_bytes" not in entry:
+            return f"measurement at width {current} failed: {entry.get('memory_error')}"
+        fits[current] = entry["total_bytes"]
+        inside = fits[current] <= budget
+        pair = (current, current + 4) if inside else (current - 4, current)
+        if pair[0] in fits and pair[1] in fits and fits[pair[0]] <= budget < fits[pair[1]]:
+            with torch.device("meta"):
+                nets = [IUNet(3, 4, 3, channels=(w, 2 * w, 4 * w, 8 * w), blocks=2) for w in pair]
+            planned = [explain_memory(net, shape) for net in nets]
+            verdict = "the planner's answer" if pair[0] == width else f"the planner proposed {width}"
+            return (
+                f"**measured** (two steps): width {pair[0]} {fits[pair[0]] / GiB:.2f} GiB (planner "
+                f"{planned[0].total / GiB:.2f}), width {pair[1]} {fits[pair[1]] / GiB:.2f} GiB (planner "
+                f"{planned[1].total / GiB:.2f}) — widest that fits: {pair[0]}, {verdict}"
+            )
+        current = current + 4 if inside else current - 4
+    return "not bracketed within --max-probes measurements: " + ", ".join(
+        f"width {w} {b / GiB:.2f} GiB" for w, b in sorted(fits.items())
+    )
+
+
 def crop(args: argparse.Namespace, runner: Runner) -> dict:
     import torch
 
@@ -218,14 +275,7 @@ def crop(args: argparse.Namespace, runner: Runner) -> dict:
         est = explain_memory(net, shape)
         check = "predicted; planner checked at this shape — " + "; ".join(checks) if checks else "predicted"
         if budget <= args.verify_max and not args.quick:
-            # a step at the proposed width and at the next reachable one (width + 4), measured
-            fitted = runner.measure("iunet", channels[0], size, estimate=True)
-            wider = runner.measure("iunet", channels[0] + 4, size, estimate=True)
-            if "total_bytes" in fitted and "total_bytes" in wider:
-                check = (
-                    f"measured: width {channels[0]} {fitted['total_bytes'] / GiB:.2f} GiB, "
-                    f"width {channels[0] + 4} {wider['total_bytes'] / GiB:.2f} GiB"
-                )
+            check = verify_width(channels[0], budget, size, shape, args, runner)
         rows.append(
             {
                 "budget": str(budget),

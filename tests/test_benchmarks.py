@@ -65,3 +65,26 @@ def test_compare_child_measures_one_step(bench):
     assert 0 < out["peak_bytes"] < out["total_bytes"]
     bad = _measure.run_child(str(BENCHMARKS / "compare.py"), ["--child", "--model", "nonsense"], "memory", timeout=60)
     assert "error" in bad
+
+
+class _FakeRunner:
+    """Stands in for fit_budget.Runner: memory grows linearly with the width."""
+
+    def __init__(self, per_width: float) -> None:
+        self.per_width = per_width
+        self.calls: list[int] = []
+
+    def measure(self, model: str, width: int, size: str, estimate: bool = False, steps: int = 1) -> dict:
+        self.calls.append(width)
+        return {"total_bytes": width * self.per_width}
+
+
+@pytest.mark.parametrize("start, widest", [(124, 124), (116, 124), (132, 124)])
+def test_verify_width_brackets_the_widest_fitting_width(bench, start, widest):
+    _, fit_budget = bench
+    runner = _FakeRunner(per_width=2**30 / 126)  # widths up to 126 fit 1 GiB
+    args = type("Args", (), {"max_probes": 4})()
+    check = fit_budget.verify_width(start, 2**30, "32x32x32", (1, 4, 32, 32, 32), args, runner)
+    assert f"widest that fits: {widest}" in check
+    assert {widest, widest + 4} <= set(runner.calls)
+    assert ("planner's answer" in check) == (start == widest)
