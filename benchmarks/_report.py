@@ -339,7 +339,8 @@ def _plot(runs: dict, fit: dict, path: Path) -> bool:
             ha="right",
             fontsize=7,
         )
-        ax.set(ylabel="largest cubic side that trains")
+        top = max((c.get("size", 0) for v in volumes for c in v["budgets"].values()), default=0)
+        ax.set(ylabel="largest cubic side that trains", ylim=(0, 1.3 * top or 1))
         ax.set_title("largest volume within a budget, width 16", fontsize=10)
         ax.legend(fontsize=7)
     fig.tight_layout()
