@@ -60,7 +60,7 @@ def _main_tables(runs: dict) -> list[str]:
         rows = {
             r["model"]: r
             for r in runs.values()
-            if r["size"] == size and r["width"] == width and r["blocks"] == 2 and "measure_s" not in r  # not a probe
+            if r["size"] == size and r["width"] == width and r["blocks"] == 2 and not r.get("probe")
         }
         if sum("peak_bytes" in r for r in rows.values()) < 2:
             continue

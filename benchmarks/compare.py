@@ -110,24 +110,19 @@ def run_one(args: argparse.Namespace) -> dict:
         loss.backward()
         opt.step()
 
-    if args.measure == "memory":  # the first step; with --memory-steps 2 also one with Adam's moments resident
-        peak = measure_peak(lambda: [step() for _ in range(args.memory_steps)], args.device)
-        out = {"params": params, "peak_bytes": peak, "resident_bytes": resident, "total_bytes": peak + resident}
-        return out if args.memory_steps == 1 else {**out, "memory_steps": args.memory_steps}
-    if args.measure == "both":  # --quick: one process per model, the memory step doubles as the warm-up
-        if not set_mmap_threshold(65536):
-            raise RuntimeError("cannot set glibc's mmap threshold; run without --quick")
-        peak = measure_peak(step, args.device)
+    if args.measure == "time":
+        return {"params": params, "step_s": measure_time(step, steps=args.steps, warmup=1, device=args.device)}
+    if args.measure == "both" and not set_mmap_threshold(65536):  # --quick: one process per model
+        raise RuntimeError("cannot set glibc's mmap threshold; run without --quick")
+    # the first step; with --memory-steps 2 also one with Adam's moments resident
+    peak = measure_peak(lambda: [step() for _ in range(args.memory_steps)], args.device)
+    out = {"params": params, "peak_bytes": peak, "resident_bytes": resident, "total_bytes": peak + resident}
+    if args.memory_steps > 1:
+        out["memory_steps"] = args.memory_steps
+    if args.measure == "both":  # the memory step doubles as the warm-up of the timed ones
         set_mmap_threshold(32 * MiB)
-        step_s = measure_time(step, steps=args.steps, warmup=0, device=args.device)
-        return {
-            "params": params,
-            "peak_bytes": peak,
-            "resident_bytes": resident,
-            "total_bytes": peak + resident,
-            "step_s": step_s,
-        }
-    return {"params": params, "step_s": measure_time(step, steps=args.steps, warmup=1, device=args.device)}
+        out["step_s"] = measure_time(step, steps=args.steps, warmup=0, device=args.device)
+    return out
 
 
 def measure(model: str, width: int, blocks: int, size, what: str, args: argparse.Namespace) -> dict:

@@ -91,6 +91,7 @@ class Runner:
             entry.update(planner_estimate(model, width, 2, size, self.device))
         entry["when"] = time.strftime("%Y-%m-%d %H:%M")
         entry["measure_s"] = round(time.time() - t0)
+        entry["probe"] = True  # a budget search's measurement: not one of compare.py's tables
         self.results = _load(self.path, {"meta": {}, "runs": {}})  # compare.py may have written meanwhile
         self.results["runs"][self.key(model, width, size, steps)] = entry
         _save(self.path, self.results)
@@ -167,19 +168,15 @@ def volumes(args: argparse.Namespace, runner: Runner) -> list[dict]:
     for model in args.models:
         for width in args.widths:
             print(f"{model}, width {width}", flush=True)
-            points = []
-            for size in ("64", "96", "128"):
+            for size in ("64", "96"):  # the least the line needs; every other measured size joins it
                 entry = runner.get(model, width, size)
-                if (entry is None or "total_bytes" not in entry) and size in ("64", "96"):
-                    entry = runner.measure(model, width, size)
-                if entry and "total_bytes" in entry:
-                    points.append((int(size) ** 3, entry["total_bytes"], int(size)))
-            if len(points) < 2:
+                if entry is None or "total_bytes" not in entry:
+                    runner.measure(model, width, size)
+            if len(measured_points(runner, model, width)) < 2:
                 out.append({"model": model, "width": width, "budgets": {}, "notes": "could not be measured"})
                 continue
-            a, b = fit_line([(v, t) for v, t, _ in points])
             params = (runner.get(model, width, "64") or {}).get("params", 0)
-            row = {"model": model, "width": width, "params": params, "fit": [a, b], "budgets": {}}
+            row = {"model": model, "width": width, "params": params, "budgets": {}}
             for budget in sorted(args.budgets):
                 a, b = fit_line(measured_points(runner, model, width))
                 side = largest_side(a, b, budget)
@@ -194,27 +191,51 @@ def volumes(args: argparse.Namespace, runner: Runner) -> list[dict]:
     return out
 
 
-def verify(model: str, width: int, side: int, budget: int, a: float, b: float, args, runner: Runner) -> dict:
-    """Bracket the largest fitting side by measurement around the prediction ``side``."""
-    fits: dict[int, bool] = {}
-    probes = 0
-    current = side
-    while probes < args.max_probes and current > 0:
-        need = a + b * current**3
-        if need + 2 * GiB > _mem_available():
-            return {"note": f"not enough free RAM to measure {current}³"}
-        entry = runner.measure(model, width, str(current))
-        probes += 1
+def bracket(measure, start: int, step: int, budget: int, max_probes: int) -> tuple[int, dict, dict] | str:
+    """Walk from ``start`` in steps of ``step`` until ``measure(x)`` fits ``budget`` at ``x`` and not at ``x + step``.
+
+    Args:
+        measure: ``x -> entry`` with ``total_bytes`` (or an error), or a string saying why ``x`` cannot be measured.
+        start: the predicted largest ``x``; step: the granularity; max_probes: measurements at most.
+
+    Returns:
+        ``(x, entry at x, entry at x + step)``, or a note saying why no bracket was found.
+    """
+    entries: dict[int, dict] = {}
+    current = start
+    for _ in range(max_probes):
+        if current <= 0:
+            break
+        entry = measure(current)
+        if isinstance(entry, str):
+            return entry
         if "total_bytes" not in entry:
-            return {"note": f"measurement at {current}³ failed: {entry.get('memory_error')}"}
-        fits[current] = entry["total_bytes"] <= budget
-        if fits[current] and fits.get(current + 16) is False:
-            return {"size": current, "measured": True, "measured_bytes": entry["total_bytes"]}
-        if not fits[current] and fits.get(current - 16) is True:
-            below = runner.get(model, width, str(current - 16))
-            return {"size": current - 16, "measured": True, "measured_bytes": below["total_bytes"]}
-        current = current + 16 if fits[current] else current - 16
-    return {"note": "not bracketed within --max-probes measurements"}
+            return f"measurement at {current} failed: {entry.get('memory_error')}"
+        entries[current] = entry
+        inside = entry["total_bytes"] <= budget
+        low = current if inside else current - step
+        if low in entries and low + step in entries:
+            if entries[low]["total_bytes"] <= budget < entries[low + step]["total_bytes"]:
+                return low, entries[low], entries[low + step]
+        current = current + step if inside else current - step
+    return "not bracketed within --max-probes measurements: " + ", ".join(
+        f"{x}: {e['total_bytes'] / GiB:.2f} GiB" for x, e in sorted(entries.items())
+    )
+
+
+def verify(model: str, width: int, side: int, budget: int, a: float, b: float, args, runner: Runner) -> dict:
+    """Bracket the largest fitting cubic side by measurement around the prediction ``side``."""
+
+    def measure(s: int) -> dict | str:
+        if a + b * s**3 + 2 * GiB > _mem_available():
+            return f"not enough free RAM to measure {s}³"
+        return runner.measure(model, width, str(s))
+
+    found = bracket(measure, side, 16, budget, args.max_probes)
+    if isinstance(found, str):
+        return {"note": found}
+    size, inside, _ = found
+    return {"size": size, "measured": True, "measured_bytes": inside["total_bytes"]}
 
 
 def verify_width(width: int, budget: int, size: str, shape: tuple, args, runner: Runner) -> str:
@@ -228,28 +249,19 @@ def verify_width(width: int, budget: int, size: str, shape: tuple, args, runner:
     from monai_iunet import IUNet
     from monai_iunet.planner import explain_memory
 
-    fits: dict[int, float] = {}
-    current = width
-    for _ in range(args.max_probes):
-        entry = runner.measure("iunet", current, size, steps=2)
-        if "total_bytes" not in entry:
-            return f"measurement at width {current} failed: {entry.get('memory_error')}"
-        fits[current] = entry["total_bytes"]
-        inside = fits[current] <= budget
-        pair = (current, current + 4) if inside else (current - 4, current)
-        if pair[0] in fits and pair[1] in fits and fits[pair[0]] <= budget < fits[pair[1]]:
-            with torch.device("meta"):
-                nets = [IUNet(3, 4, 3, channels=(w, 2 * w, 4 * w, 8 * w), blocks=2) for w in pair]
-            planned = [explain_memory(net, shape) for net in nets]
-            verdict = "the planner's answer" if pair[0] == width else f"the planner proposed {width}"
-            return (
-                f"**measured** (two steps): width {pair[0]} {fits[pair[0]] / GiB:.2f} GiB (planner "
-                f"{planned[0].total / GiB:.2f}), width {pair[1]} {fits[pair[1]] / GiB:.2f} GiB (planner "
-                f"{planned[1].total / GiB:.2f}) — widest that fits: {pair[0]}, {verdict}"
-            )
-        current = current + 4 if inside else current - 4
-    return "not bracketed within --max-probes measurements: " + ", ".join(
-        f"width {w} {b / GiB:.2f} GiB" for w, b in sorted(fits.items())
+    found = bracket(lambda w: runner.measure("iunet", w, size, steps=2), width, 4, budget, args.max_probes)
+    if isinstance(found, str):
+        return found
+    widest, inside, outside = found
+    pair = (widest, widest + 4)
+    with torch.device("meta"):
+        nets = [IUNet(3, 4, 3, channels=(w, 2 * w, 4 * w, 8 * w), blocks=2) for w in pair]
+    planned = [explain_memory(net, shape) for net in nets]
+    verdict = "the planner's answer" if widest == width else f"the planner proposed {width}"
+    return (
+        f"**measured** (two steps): width {pair[0]} {inside['total_bytes'] / GiB:.2f} GiB (planner "
+        f"{planned[0].total / GiB:.2f}), width {pair[1]} {outside['total_bytes'] / GiB:.2f} GiB (planner "
+        f"{planned[1].total / GiB:.2f}) — widest that fits: {widest}, {verdict}"
     )
 
 
