@@ -469,7 +469,7 @@ def write_report(device: str = "cpu") -> list[Path]:
             'channels = fit_channels("8GiB", (1, 4, 160, 192, 128))  # widest (w, 2w, 4w, 8w) that fits',
             "```",
             "",
-            "or `python -m monai_iunet.planner fit --budget 8GiB --shape 1 4 160 192 128` "
+            "or `monai-iunet plan fit --budget 8GiB --shape 1 4 160 192 128` "
             "(also `monai-iunet plan ...`).",
             "",
         ]
@@ -491,7 +491,7 @@ def write_report(device: str = "cpu") -> list[Path]:
         "",
         "- CPU memory has two costs a GPU does not show the same way: PyTorch's native CPU convolution unfolds small "
         "single volumes into an im2col buffer (`C_in · 27 × voxels` floats; the IUNet's couplings avoid it with "
-        "`monai_iunet.conv.Conv3dLowMemory`), and the first backward pass in a process adds a few tens of MiB of "
+        "`monai_iunet.networks.blocks.low_memory_conv.Conv3dLowMemory`), and the first backward pass in a process adds a few tens of MiB of "
         "oneDNN caches and buffers. Both are in the measured peaks and in the planner's model.",
         "- Step times on a 2-core CPU say little about a GPU; the relative memory numbers are the point.",
         "",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from monai_iunet.coupling import AdditiveCoupling, InvertibleChannelMixing
 from monai_iunet.engine import InvertibleSequence, ReconstructionGuard, memory_efficient_apply
-from monai_iunet.nets import IUNet, IUnet, Iunet, iunet
-from monai_iunet.orthogonal import orthogonal_matrix
+from monai_iunet.networks.blocks import (
+    AdditiveCoupling,
+    InvertibleChannelMixing,
+    InvertibleDownsampling,
+    InvertibleUpsampling,
+    orthogonal_matrix,
+)
+from monai_iunet.networks.nets import InvertibleSkip, InvertibleUNet, IUNet, IUnet, Iunet, iunet
 from monai_iunet.planner import estimate_memory, fit_channels
-from monai_iunet.resampling import InvertibleDownsampling, InvertibleUpsampling
-from monai_iunet.unet import InvertibleSkip, InvertibleUNet
 
 __version__ = "0.1.0"
 

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_plan_parser(subparsers) -> None:
     """``plan``: predict an IUNet's training memory or the widest that fits a budget (:mod:`monai_iunet.planner`)."""
-    from monai_iunet.planner import add_plan_parser
+    from monai_iunet.planner.cli import add_plan_parser
 
     add_plan_parser(subparsers)
 

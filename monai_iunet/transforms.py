@@ -18,7 +18,7 @@ from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import convert_to_dst_type
 
-from monai_iunet.data.datalist import array_problems
+from monai_iunet.data.checks import array_problems
 
 __all__ = [
     "CheckCased",

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from monai_iunet.data.datalist import (
-    BRATS_LAYOUTS,
-    BrokenCaseError,
-    array_problems,
-    build_datalist,
-    case_name,
-    check_case,
-    detect_layout,
-    drop_broken_cases,
-    screen_datalist,
-)
+from monai_iunet.data.checks import BrokenCaseError, array_problems, check_case, drop_broken_cases, screen_datalist
+from monai_iunet.data.datalist import build_datalist
 from monai_iunet.data.dataset import CaseDataset
+from monai_iunet.data.layouts import BRATS_LAYOUTS, case_name, detect_layout
 from monai_iunet.data.synthetic_brats import (
     MODALITIES,
     TISSUE_INTENSITIES,

@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from monai.data import CacheDataset
+from monai.utils import str2bool
 
-from monai_iunet.data.datalist import _ADVICE, BrokenCaseError, _as_bool, check_case
+from monai_iunet.data.checks import BROKEN_CASE_ADVICE, BrokenCaseError, check_case
 
 __all__ = ["CaseDataset"]
 
@@ -56,7 +57,7 @@ class CaseDataset(CacheDataset):
         progress: bool = False,
         **kwargs: Any,
     ) -> None:
-        self.skip_broken = _as_bool(skip_broken)
+        self.skip_broken = str2bool(skip_broken)
         self.label_values = label_values
         self._errors: dict[int, BrokenCaseError] = {}
         super().__init__(
@@ -68,7 +69,7 @@ class CaseDataset(CacheDataset):
         problems = check_case(item, read_data=True, label_values=self.label_values)
         cause = _root_cause(error)
         reason = "; ".join(problems) if problems else f"{type(cause).__name__}: {cause}"
-        diagnosis = BrokenCaseError(f"case {item.get('case', index)}: {reason}\n{_ADVICE}")
+        diagnosis = BrokenCaseError(f"case {item.get('case', index)}: {reason}\n{BROKEN_CASE_ADVICE}")
         diagnosis.__cause__ = error
         return diagnosis
 

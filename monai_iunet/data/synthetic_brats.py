@@ -34,7 +34,7 @@ import torch
 from monai.transforms import GaussianSmooth
 from monai.utils import ensure_tuple_rep
 
-from monai_iunet.data.datalist import BRATS_LAYOUTS
+from monai_iunet.data.layouts import BRATS_LAYOUTS
 
 __all__ = ["MODALITIES", "TISSUE_INTENSITIES", "synthesize_brats_case", "generate_synthetic_brats"]
 

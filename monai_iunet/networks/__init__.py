@@ -1,1 +1,1 @@
-"""MONAI-style import path: ``monai_iunet.networks.nets.IUNet``."""
+"""Invertible layers (``blocks``) and the networks built from them (``nets``), shaped like ``monai.networks``."""

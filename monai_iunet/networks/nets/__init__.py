@@ -1,5 +1,8 @@
 """Networks, importable as in MONAI (``monai.networks.nets``)."""
 
-from monai_iunet.nets import IUNet, IUnet, Iunet, iunet
+from __future__ import annotations
 
-__all__ = ["IUNet", "IUnet", "Iunet", "iunet"]
+from monai_iunet.networks.nets.invertible_unet import InvertibleSkip, InvertibleUNet, split_channels
+from monai_iunet.networks.nets.iunet import IUNet, IUnet, Iunet, iunet
+
+__all__ = ["IUNet", "IUnet", "InvertibleSkip", "InvertibleUNet", "Iunet", "iunet", "split_channels"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from monai_iunet.bundle_utils import (
+from monai_iunet.bundle import (
     AtomicCheckpointSaver,
     LatestCheckpointLoader,
     case_name_formatter,

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from monai_iunet import IUNet
-from monai_iunet.bundle_utils import latest_checkpoint
+from monai_iunet.bundle import latest_checkpoint
 from monai_iunet.data import generate_synthetic_brats
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from monai_iunet.orthogonal import orthogonal_matrix, skew_symmetric
+from monai_iunet.networks.blocks.orthogonal import orthogonal_matrix, skew_symmetric
 
 
 @pytest.mark.parametrize("method", ["exp", "cayley"])

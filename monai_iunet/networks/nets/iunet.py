@@ -9,9 +9,9 @@ import torch
 from monai.networks.layers.factories import Conv
 from torch import nn
 
-from monai_iunet.coupling import DEFAULT_ACT, DEFAULT_NORM
 from monai_iunet.engine import ReconstructionGuard
-from monai_iunet.unet import InvertibleUNet
+from monai_iunet.networks.blocks.coupling import DEFAULT_ACT, DEFAULT_NORM
+from monai_iunet.networks.nets.invertible_unet import InvertibleUNet
 
 __all__ = ["IUNet", "IUnet", "Iunet", "iunet"]
 
@@ -21,7 +21,7 @@ class IUNet(nn.Module):
 
     Etmann, Ke & Schönlieb, "iUNets: Fully invertible U-Nets with Learnable Up- and Downsampling", 2020
     (https://arxiv.org/abs/2005.05220). A linear convolution lifts ``in_channels`` to ``channels[0]`` feature
-    maps, the bijective :class:`~monai_iunet.unet.InvertibleUNet` processes them at the resolutions given by
+    maps, the bijective :class:`~monai_iunet.networks.nets.InvertibleUNet` processes them at the resolutions given by
     ``channels`` and ``strides``, and a linear convolution projects to ``out_channels`` (paper §3.1, Fig. 5). No
     activation follows the lifting, so nothing stored by it depends on the core. With
     ``memory_efficient=True`` (default) the core's activations are reconstructed in the backward pass, so the
@@ -50,7 +50,7 @@ class IUNet(nn.Module):
             :attr:`total_stride` (``None`` rejects them).
         memory_efficient: memory-efficient backpropagation through the core (``False``: ordinary autograd).
         engine: ``"default"`` or ``"memcnn"``.
-        block: optional factory for custom invertible blocks, see :class:`~monai_iunet.unet.InvertibleUNet`.
+        block: optional factory for custom invertible blocks, see :class:`~monai_iunet.networks.nets.InvertibleUNet`.
         guard: optional :class:`~monai_iunet.engine.ReconstructionGuard` for numerical drift.
 
     Shapes:

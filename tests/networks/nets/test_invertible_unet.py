@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from monai_iunet import InvertibleUNet
-from monai_iunet.unet import split_channels
+from monai_iunet.networks.nets.invertible_unet import split_channels
 
 from conftest import randomize_
 

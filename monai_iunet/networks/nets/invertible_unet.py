@@ -5,9 +5,10 @@ downsampled into the next level while the other channels wait as the skip connec
 level's output is invertibly upsampled to ``k`` channels and concatenated with the skip, followed by more blocks.
 The number of channels and the spatial size of the whole core's input and output are the same.
 
-Built from three pieces that all keep the forward/inverse protocol: blocks (:mod:`monai_iunet.coupling`),
-resampling (:mod:`monai_iunet.resampling`) and :class:`InvertibleSkip`, which sends part of the channels through
-a nested :class:`~monai_iunet.engine.InvertibleSequence` (downsampling, the next level, upsampling).
+Built from three pieces that all keep the forward/inverse protocol: blocks
+(:mod:`monai_iunet.networks.blocks.coupling`), resampling (:mod:`monai_iunet.networks.blocks.resampling`) and
+:class:`InvertibleSkip`, which sends part of the channels through a nested
+:class:`~monai_iunet.engine.InvertibleSequence` (downsampling, the next level, upsampling).
 """
 
 from __future__ import annotations
@@ -16,20 +17,22 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from monai_iunet.coupling import DEFAULT_ACT, DEFAULT_NORM, alternating_couplings
 from monai_iunet.engine import InvertibleSequence, ReconstructionGuard, memory_efficient_apply, reconstruct
-from monai_iunet.resampling import (
+from monai_iunet.engine.memcnn_adapter import wrap_with_memcnn
+from monai_iunet.networks.blocks.coupling import DEFAULT_ACT, DEFAULT_NORM, alternating_couplings
+from monai_iunet.networks.blocks.resampling import (
     InvertibleDownsampling,
     InvertibleUpsampling,
     check_divisible,
     ensure_tuple_stride,
 )
 
-__all__ = ["ENGINES", "PAD_MODES", "InvertibleSkip", "InvertibleUNet", "split_channels"]
+__all__ = ["ENGINES", "PAD_MODES", "InvertibleSkip", "InvertibleUNet", "per_level_strides", "split_channels"]
 
 ENGINES = ("default", "memcnn")
 PAD_MODES = ("constant", "reflect", "replicate", None)
@@ -93,6 +96,35 @@ def split_channels(channels: Sequence[int], sigmas: Sequence[int]) -> list[int]:
     return splits
 
 
+def per_level_strides(
+    strides: int | Sequence[int] | Sequence[Sequence[int]], spatial_dims: int, levels: int
+) -> list[tuple[int, ...]]:
+    """The stride of each of the ``levels - 1`` downsamplings, one int per spatial axis.
+
+    ``strides`` is an int (every level, every axis), one int per axis (every level), or one entry per level. A
+    flat sequence of ``spatial_dims`` ints when there are also ``spatial_dims`` downsamplings could mean either;
+    unless its values are all equal (both readings agree), that raises a ``ValueError`` showing both spellings.
+    """
+    num = levels - 1
+    flat = not isinstance(strides, int) and all(isinstance(s, (int, np.integer)) for s in strides)
+    if flat and len(strides) == spatial_dims == num and len(set(strides)) > 1:
+        per_level = tuple(tuple([int(s)] * spatial_dims) for s in strides)
+        per_axis = tuple(tuple(int(s) for s in strides) for _ in range(num))
+        raise ValueError(
+            f"strides={tuple(strides)} is ambiguous with {levels} levels in {spatial_dims}D: write "
+            f"strides={per_level} for one stride per level, or strides={per_axis} for one per axis at every level."
+        )
+    if isinstance(strides, int) or (flat and len(strides) == spatial_dims):
+        strides = [strides] * num
+    strides = list(strides)
+    if len(strides) != num:
+        raise ValueError(
+            f"strides must be one int, one int per spatial axis ({spatial_dims}), or one entry per downsampling "
+            f"(len(channels) - 1 = {num}), got {len(strides)} entries."
+        )
+    return [ensure_tuple_stride(s, spatial_dims) for s in strides]
+
+
 def _per_level(value, num: int, name: str) -> list:
     if isinstance(value, (int, str)) or value is None:
         return [value] * num
@@ -125,7 +157,7 @@ class InvertibleUNet(nn.Module):
         norm: MONAI norm name or ``(name, args)``; default layer normalisation (GroupNorm, one group).
         act: MONAI activation name or ``(name, args)``; default LeakyReLU.
         channel_mixing: put an orthogonal 1×1 convolution before every coupling.
-        resampling_method: ``"exp"`` or ``"cayley"``, see :class:`~monai_iunet.resampling.InvertibleDownsampling`.
+        resampling_method: ``"exp"`` or ``"cayley"``, see :class:`~monai_iunet.networks.blocks.InvertibleDownsampling`.
         resampling_init: ``"haar"``, ``"pixel_shuffle"`` or a tensor ``theta``.
         learnable_resampling: train the up/downsampling.
         pad: how inputs whose spatial size is not divisible by :attr:`total_stride` are padded (at the end of
@@ -178,13 +210,6 @@ class InvertibleUNet(nn.Module):
         if len(channels) < 1:
             raise ValueError("channels must name at least one level.")
         levels = len(channels)
-        if isinstance(strides, int) or (
-            len(strides) == spatial_dims and all(isinstance(s, int) for s in strides) and levels - 1 != spatial_dims
-        ):
-            strides = [strides] * (levels - 1)
-        strides = list(strides)
-        if len(strides) != levels - 1:
-            raise ValueError(f"strides must be one value or a sequence of len(channels) - 1 = {levels - 1} values.")
         engine = str(engine).lower()
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}.")
@@ -193,7 +218,7 @@ class InvertibleUNet(nn.Module):
 
         self.spatial_dims = spatial_dims
         self.channels = channels
-        self.strides = [ensure_tuple_stride(s, spatial_dims) for s in strides]
+        self.strides = per_level_strides(strides, spatial_dims, levels)
         self.blocks = [int(b) for b in _per_level(blocks, levels, "blocks")]
         self.splits = split_channels(channels, [math.prod(s) for s in self.strides])
         self.total_stride = tuple(math.prod(s[i] for s in self.strides) for i in range(spatial_dims))
@@ -232,28 +257,7 @@ class InvertibleUNet(nn.Module):
 
         self.body = InvertibleSequence(*level_modules(0))
         if engine == "memcnn":
-            self._wrap_blocks_with_memcnn()
-
-    def _wrap_blocks_with_memcnn(self) -> None:
-        try:
-            with warnings.catch_warnings():  # memcnn installs a global UserWarning filter on import; undo it
-                import memcnn
-        except ImportError as e:
-            raise ImportError('engine="memcnn" needs memcnn: pip install --no-deps memcnn') from e
-
-        def wrap(sequence: InvertibleSequence) -> None:
-            for name, module in sequence.named_children():
-                if isinstance(module, InvertibleSkip):
-                    wrap(module.inner)
-                elif isinstance(module, InvertibleSequence):
-                    wrap(module)
-                elif hasattr(module, "inverse") and not isinstance(
-                    module, (InvertibleDownsampling, InvertibleUpsampling)
-                ):
-                    wrapper = memcnn.InvertibleModuleWrapper(module, keep_input=False, keep_input_inverse=False)
-                    setattr(sequence, name, wrapper)
-
-        wrap(self.body)
+            wrap_with_memcnn(self.body, skip=(InvertibleDownsampling, InvertibleUpsampling))
 
     def _padding(self, spatial_shape: Sequence[int]) -> list[int]:
         return [(-s) % f for s, f in zip(spatial_shape, self.total_stride)]

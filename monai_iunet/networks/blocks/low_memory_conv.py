@@ -1,7 +1,7 @@
 """A 3D convolution that avoids PyTorch's full-volume im2col buffer for single volumes on CPU.
 
-For a batch of one small 3D volume (``N * C * D * H <= 20480``), PyTorch's CPU backend picks its native
-convolution, which unfolds the whole volume into a ``C * k³ × D * H * W`` buffer: 56 MiB for 16 channels at
+For a batch of one small 3D volume (``N * C * D * H <=`` :data:`NATIVE_CONV_LIMIT`), PyTorch's CPU backend picks
+its native convolution, which unfolds the whole volume into a ``C * k³ × D * H * W`` buffer: 56 MiB for 16 channels at
 32³, far more than the activations themselves and the largest single allocation of an iUNet training step.
 Splitting the volume along depth into two overlapping slabs and stacking them as a batch of two makes
 PyTorch choose oneDNN instead, which needs no such buffer. The result is the same convolution.
@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Conv3dLowMemory"]
+__all__ = ["NATIVE_CONV_LIMIT", "Conv3dLowMemory"]
 
 # PyTorch uses its native (im2col) CPU kernel when the batch is 1 and N * C * D * H is at most this.
-_NATIVE_CONV_LIMIT = 20480
+NATIVE_CONV_LIMIT = 20480
 
 
 class Conv3dLowMemory(nn.Conv3d):
@@ -32,7 +32,7 @@ class Conv3dLowMemory(nn.Conv3d):
             and not torch.is_autocast_enabled("cpu")
             and x.dim() == 5
             and x.shape[0] == 1
-            and x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3] <= _NATIVE_CONV_LIMIT
+            and x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3] <= NATIVE_CONV_LIMIT
             and x.shape[2] >= 2
             and self.stride == (1, 1, 1)
             and self.dilation == (1, 1, 1)

@@ -7,8 +7,9 @@ towards the input: each step reconstructs its input from its output and back-pro
 however many steps there are (Gomez et al. 2017; paper §1).
 
 A module may refine the default step by defining ``reconstruct(y, grad_y, grads) -> (x, grad_x)``; ``y`` and
-``grad_y`` are then buffers owned by the engine that it may overwrite in place. :class:`InvertibleSequence` does
-so to walk its children, and additive couplings to evaluate their residual function only once.
+``grad_y`` are then buffers owned by the engine that it may overwrite in place.
+:class:`~monai_iunet.engine.invertible.InvertibleSequence` does so to walk its children, and additive couplings
+to evaluate their residual function only once.
 
 Parameter gradients are returned through autograd (the parameters are inputs of the engine's
 ``autograd.Function``), so ``loss.backward()``, ``torch.autograd.grad`` and DistributedDataParallel's gradient
@@ -17,15 +18,16 @@ hooks see them as usual. The engine never frees or overwrites a tensor it did no
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from monai_iunet.engine.guard import ReconstructionGuard
+
 __all__ = [
-    "InvertibleSequence",
-    "ReconstructionGuard",
     "MemoryEfficientFunction",
     "accumulate_grads",
     "memory_efficient_apply",
@@ -84,76 +86,6 @@ def reconstruct(
     if grad_x is None:
         grad_x = torch.zeros_like(x)
     return x, grad_x
-
-
-class InvertibleSequence(nn.Sequential):
-    """Invertible modules applied one after the other; the inverse applies their inverses in reverse order."""
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        for module in reversed(self):
-            y = module.inverse(y)
-        return y
-
-    def reconstruct(
-        self, y: torch.Tensor, grad_y: torch.Tensor, grads: dict[nn.Parameter, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        for module in reversed(self):
-            y, grad_y = reconstruct(module, y, grad_y, grads)
-        return y, grad_y
-
-
-class ReconstructionGuard:
-    """Checks now and then that the engine's reconstructed input matches the true input.
-
-    Memory-efficient gradients are only as accurate as the inverse (Behrmann et al. 2020): ill-conditioned
-    blocks or low precision make reconstruction drift. On every ``every``-th memory-efficient forward pass, the
-    engine keeps a copy of the input and, in backward, compares the reconstruction with it; a relative error
-    (Frobenius norm) above ``tolerance`` warns or raises. The measured errors are kept in :attr:`errors`.
-
-    Args:
-        every: check one forward pass in this many (1 checks all; each check stores one extra input copy).
-        tolerance: largest acceptable relative reconstruction error.
-        action: ``"warn"`` or ``"raise"`` (a ``FloatingPointError``).
-
-    Examples::
-
-        >>> net = IUNet(3, 4, 3, guard=ReconstructionGuard(every=100, tolerance=1e-4))
-    """
-
-    def __init__(self, every: int = 100, tolerance: float = 1e-3, action: str = "warn") -> None:
-        if int(every) < 1:
-            raise ValueError(f"every must be a positive int, got {every}.")
-        if str(action) not in ("warn", "raise"):
-            raise ValueError(f"action must be 'warn' or 'raise', got {action!r}.")
-        self.every = int(every)
-        self.tolerance = float(tolerance)
-        self.action = str(action)
-        self.calls = 0
-        self.errors: list[float] = []
-
-    def due(self) -> bool:
-        """Count a forward pass; whether this one is checked."""
-        self.calls += 1
-        return (self.calls - 1) % self.every == 0
-
-    def check(self, reference: torch.Tensor, reconstructed: torch.Tensor) -> float:
-        """Record the relative error of ``reconstructed`` against ``reference``, warn or raise if too large."""
-        ref = reference.detach().double()
-        error = ((reconstructed.detach().double() - ref).norm() / ref.norm().clamp_min(1e-30)).item()
-        self.errors.append(error)
-        if not error <= self.tolerance:  # also catches NaN
-            message = (
-                f"memory-efficient backpropagation reconstructed the invertible core's input with relative error "
-                f"{error:.2e} > tolerance {self.tolerance:.1e}, so its gradients are inaccurate: train in float32 "
-                "(no autocast), lower the learning rate, or build the network with memory_efficient=False."
-            )
-            if self.action == "raise":
-                raise FloatingPointError(message)
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
-        return error
-
-    def __repr__(self) -> str:
-        return f"ReconstructionGuard(every={self.every}, tolerance={self.tolerance}, action={self.action!r})"
 
 
 def _autocast_state(device_type: str) -> tuple[bool, torch.dtype]:

@@ -1,4 +1,4 @@
-"""Invertible blocks acting at one resolution: additive coupling and orthogonal channel mixing.
+"""Additive coupling blocks acting at one resolution, and the alternating sequence of them a level uses.
 
 Every block is an ``nn.Module`` with ``forward(x)`` and ``inverse(y)`` of the same shape. A block may also define
 ``reconstruct(y, grad_y, grads)`` (see :mod:`monai_iunet.engine`) to rebuild its input and back-propagate in one
@@ -14,11 +14,11 @@ from monai.networks.layers.factories import Conv
 from monai.networks.layers.utils import get_act_layer, get_norm_layer
 from torch import nn
 
-from monai_iunet.conv import Conv3dLowMemory
 from monai_iunet.engine import accumulate_grads, trainable_parameters
-from monai_iunet.orthogonal import orthogonal_matrix
+from monai_iunet.networks.blocks.channel_mixing import InvertibleChannelMixing
+from monai_iunet.networks.blocks.low_memory_conv import Conv3dLowMemory
 
-__all__ = ["AdditiveCoupling", "InvertibleChannelMixing", "residual_function"]
+__all__ = ["DEFAULT_ACT", "DEFAULT_NORM", "AdditiveCoupling", "alternating_couplings", "residual_function"]
 
 DEFAULT_NORM = ("group", {"num_groups": 1})
 DEFAULT_ACT = ("leakyrelu", {"negative_slope": 0.01})
@@ -160,37 +160,6 @@ class AdditiveCoupling(nn.Module):
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, flip={self.flip}"
-
-
-class InvertibleChannelMixing(nn.Module):
-    """Orthogonal 1×1 convolution mixing the channels (identity at initialisation).
-
-    Args:
-        spatial_dims: number of spatial dimensions.
-        channels: number of channels.
-        method: ``"exp"`` or ``"cayley"``, see :func:`monai_iunet.orthogonal.orthogonal_matrix`.
-
-    Shapes:
-        ``forward``/``inverse``: ``(N, channels, *S)`` → ``(N, channels, *S)``.
-    """
-
-    def __init__(self, spatial_dims: int, channels: int, method: str = "exp") -> None:
-        super().__init__()
-        self.spatial_dims = spatial_dims
-        self.method = str(method)
-        self.theta = nn.Parameter(torch.zeros(channels, channels))
-
-    def _mix(self, x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-        if not torch.is_autocast_enabled(x.device.type):
-            matrix = matrix.to(x.dtype)
-        conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)
-        return conv[self.spatial_dims - 1](x, matrix.reshape(*matrix.shape, *([1] * self.spatial_dims)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._mix(x, orthogonal_matrix(self.theta, self.method))
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return self._mix(y, orthogonal_matrix(self.theta, self.method).transpose(0, 1))
 
 
 def alternating_couplings(

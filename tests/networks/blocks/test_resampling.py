@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from monai_iunet import InvertibleDownsampling, InvertibleUpsampling
-from monai_iunet.resampling import haar_matrix
+from monai_iunet.networks.blocks.resampling import haar_matrix
 
 PAPER_THETA = (math.pi / 4) * torch.tensor(
     [[0.0, 0.0, -1.0, -1.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]

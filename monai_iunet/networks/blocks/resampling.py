@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from monai_iunet.orthogonal import ORTHOGONAL_METHODS, orthogonal_matrix
+from monai_iunet.networks.blocks.orthogonal import ORTHOGONAL_METHODS, orthogonal_matrix
 
 __all__ = [
     "RESAMPLING_INITS",

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from monai_iunet import AdditiveCoupling, InvertibleChannelMixing, InvertibleUNet
-from monai_iunet.conv import Conv3dLowMemory
+from monai_iunet.networks.blocks.low_memory_conv import Conv3dLowMemory
 
 from conftest import randomize_
 

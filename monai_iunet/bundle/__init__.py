@@ -1,0 +1,36 @@
+"""Helpers the bundle configs call: embedded dataset, atomic checkpoints, resume, safe outputs, reports.
+
+- :func:`ensure_dataset` generates the synthetic BraTS-like dataset where ``dataset_dir`` is missing or empty.
+- :class:`AtomicCheckpointSaver` is MONAI's ``CheckpointSaver`` writing every file through a temporary file and
+  ``os.replace`` (a killed run never leaves a truncated checkpoint, nor a moment without the best model), and
+  optionally saving the state of the engine it is attached to (epoch and iteration), for resuming.
+- :class:`LatestCheckpointLoader` resumes from the newest interval checkpoint in a folder, if there is one, through
+  MONAI's ``CheckpointLoader`` (``torch.load(weights_only=True)``).
+- :func:`select_cases` picks the cases to infer; :func:`check_no_predictions` refuses to overwrite existing
+  predictions; :func:`case_name_formatter` names saved predictions after their case; :func:`report_broken_cases`
+  lists the cases inference could not read.
+- :func:`format_brats_metrics` / :func:`print_brats_metrics` give Dice and sensitivity per region (TC, WT, ET) as a
+  table.
+"""
+
+from __future__ import annotations
+
+from monai_iunet.bundle.checkpoints import AtomicCheckpointSaver, LatestCheckpointLoader, latest_checkpoint
+from monai_iunet.bundle.dataset import ensure_dataset
+from monai_iunet.bundle.metrics import REGIONS, ConfusionDetailsToMetric, format_brats_metrics, print_brats_metrics
+from monai_iunet.bundle.predictions import case_name_formatter, check_no_predictions, report_broken_cases, select_cases
+
+__all__ = [
+    "AtomicCheckpointSaver",
+    "ConfusionDetailsToMetric",
+    "LatestCheckpointLoader",
+    "REGIONS",
+    "case_name_formatter",
+    "check_no_predictions",
+    "ensure_dataset",
+    "format_brats_metrics",
+    "latest_checkpoint",
+    "print_brats_metrics",
+    "report_broken_cases",
+    "select_cases",
+]

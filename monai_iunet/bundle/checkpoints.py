@@ -1,0 +1,141 @@
+"""Checkpoints a killed run cannot truncate, and resuming from the newest one."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from ignite.engine import Engine
+from ignite.handlers import DiskSaver
+from monai.handlers import CheckpointLoader, CheckpointSaver
+from monai.utils import str2bool
+
+__all__ = ["AtomicCheckpointSaver", "LatestCheckpointLoader", "latest_checkpoint"]
+
+logger = logging.getLogger(__name__)
+
+
+def latest_checkpoint(ckpt_dir: str | os.PathLike, prefix: str = "checkpoint") -> str | None:
+    """The interval checkpoint ``<prefix>_epoch=<n>.pt`` (or ``_iteration=<n>``) with the largest ``n``, or ``None``."""
+    pattern = re.compile(rf"{re.escape(prefix)}_(?:epoch|iteration)=(\d+)\.pt")
+    found = []
+    if os.path.isdir(ckpt_dir):
+        for name in os.listdir(ckpt_dir):
+            match = pattern.fullmatch(name)
+            if match:
+                found.append((int(match.group(1)), name))
+    return os.path.join(ckpt_dir, max(found)[1]) if found else None
+
+
+class _AtomicDiskSaver(DiskSaver):
+    """Ignite ``DiskSaver`` writing atomically, optionally always to the same file name.
+
+    With a fixed file name, ``remove`` does nothing: the next save replaces the file atomically, so the previous
+    checkpoint stays readable until the new one is complete.
+    """
+
+    def __init__(self, dirname: str, filename: str | None = None) -> None:
+        super().__init__(dirname=dirname, atomic=True, create_dir=True, require_empty=False)
+        self.filename = filename
+
+    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        super().__call__(checkpoint=checkpoint, filename=self.filename or filename, metadata=metadata)
+
+    def remove(self, filename: str) -> None:
+        if self.filename is None:
+            super().remove(filename)
+
+
+class AtomicCheckpointSaver(CheckpointSaver):
+    """MONAI ``CheckpointSaver`` that writes every checkpoint atomically and can save its engine's state.
+
+    Each file is written to a temporary file in ``save_dir`` and moved into place with ``os.replace``, so a run killed
+    while saving leaves the previous checkpoint intact. With ``engine_key``, the state of the engine this handler is
+    attached to (epoch, iteration, max_epochs) is saved under that key too, which lets
+    :class:`LatestCheckpointLoader` resume the epoch count (an engine cannot be named in its own handler's config).
+
+    Note that interval checkpoints are removed before the next one is written (ignite's order): keep ``n_saved >= 2``
+    so that one complete interval checkpoint always exists. ``state_dict`` / ``load_state_dict`` carry the
+    best-metric record of a key-metric saver, so put the best-model saver in the resumable checkpoint too.
+
+    Args:
+        save_dir: directory to save the checkpoints.
+        save_dict: the objects to save, ``{name: object with state_dict()}``.
+        engine_key: if given, also save the attached engine's state under this key.
+        kwargs: the other arguments of ``monai.handlers.CheckpointSaver``.
+    """
+
+    def __init__(self, save_dir: str, save_dict: dict, engine_key: str | None = None, **kwargs: Any) -> None:
+        super().__init__(save_dir=save_dir, save_dict=save_dict, **kwargs)
+        self.engine_key = engine_key
+        fixed_names = {
+            "_final_checkpoint": kwargs.get("final_filename"),
+            "_key_metric_checkpoint": kwargs.get("key_metric_filename"),
+            "_interval_checkpoint": None,
+        }
+        for attribute, filename in fixed_names.items():
+            checkpoint = getattr(self, attribute)
+            if checkpoint is not None:
+                checkpoint.save_handler = _AtomicDiskSaver(save_dir, filename)
+
+    def state_dict(self) -> dict:
+        """The best-metric record, so that a resumed run replaces the best model only by a better one."""
+        return self._key_metric_checkpoint.state_dict() if self._key_metric_checkpoint is not None else {}
+
+    def attach(self, engine: Engine) -> None:
+        if self.engine_key is not None:
+            for attribute in ("_final_checkpoint", "_key_metric_checkpoint", "_interval_checkpoint"):
+                checkpoint = getattr(self, attribute)
+                if checkpoint is not None:
+                    checkpoint.to_save = {**checkpoint.to_save, self.engine_key: engine}
+        super().attach(engine)
+
+
+class LatestCheckpointLoader:
+    """Resume training from the newest interval checkpoint in ``ckpt_dir``, if ``enabled`` and there is one.
+
+    Loads ``load_dict`` (model, optimizer, scheduler, ...) and the state of the engine it is attached to (saved by
+    :class:`AtomicCheckpointSaver` with the same ``engine_key``) with MONAI's ``CheckpointLoader``, which reads the
+    file with ``torch.load(weights_only=True)`` and keeps the engine's ``max_epochs``: the resumed run continues from
+    the saved epoch to the configured number of epochs.
+
+    Args:
+        ckpt_dir: folder of the interval checkpoints (``checkpoint_epoch=<n>.pt``).
+        load_dict: objects to restore, ``{name: object with load_state_dict()}``.
+        enabled: resume at all; ``False`` makes this handler do nothing.
+        engine_key: key of the engine's state in the checkpoint.
+        map_location: ``torch.load`` map location (the device to train on).
+        prefix: file-name prefix of the interval checkpoints.
+    """
+
+    def __init__(
+        self,
+        ckpt_dir: str,
+        load_dict: dict,
+        enabled: bool = True,
+        engine_key: str = "trainer",
+        map_location: str | torch.device | None = None,
+        prefix: str = "checkpoint",
+    ) -> None:
+        self.ckpt_dir = ckpt_dir
+        self.load_dict = load_dict
+        self.enabled = str2bool(enabled)
+        self.engine_key = engine_key
+        self.map_location = map_location
+        self.prefix = prefix
+
+    def attach(self, engine: Engine) -> None:
+        if not self.enabled:
+            return
+        path = latest_checkpoint(self.ckpt_dir, self.prefix)
+        if path is None:
+            logger.info(f"resume: no checkpoint in {self.ckpt_dir!r}, training from scratch.")
+            return
+        logger.info(f"resume: continuing from {path}.")
+        CheckpointLoader(
+            load_path=path, load_dict={**self.load_dict, self.engine_key: engine}, map_location=self.map_location
+        ).attach(engine)

@@ -1,0 +1,76 @@
+"""Inference outputs: which cases to predict, names after the case, never overwriting, broken-case reports."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from monai.utils import str2bool
+
+from monai_iunet.data import BrokenCaseError, case_name
+
+__all__ = ["case_name_formatter", "check_no_predictions", "report_broken_cases", "select_cases"]
+
+logger = logging.getLogger(__name__)
+
+
+def select_cases(datalist: Mapping[str, Any], subset: str = "testing") -> list[dict]:
+    """The cases of a :func:`~monai_iunet.data.build_datalist` result to infer, without their labels.
+
+    Args:
+        datalist: the result of ``build_datalist``.
+        subset: ``"testing"`` (unlabelled cases), ``"validation"``, ``"training"`` or ``"all"``.
+    """
+    subsets = ("training", "validation", "testing")
+    if subset not in (*subsets, "all"):
+        raise ValueError(f"inference_subset must be one of {(*subsets, 'all')}, got {subset!r}.")
+    items = [item for name in subsets if subset in (name, "all") for item in datalist[name]]
+    if not items:
+        raise ValueError(
+            f"the dataset has no {subset!r} cases to infer ({datalist['layout']} layout; unlabelled cases are "
+            "'testing'); pass --inference_subset all to infer every case."
+        )
+    return [{"image": item["image"], "case": item["case"]} for item in items]
+
+
+def case_name_formatter(metadict: dict, saver: Any = None) -> dict:
+    """``SaveImaged`` ``output_name_formatter`` naming a prediction after its case (see :func:`case_name`)."""
+    return {"subject": case_name(metadict["filename_or_obj"]), "idx": metadict.get("patch_index")}
+
+
+def check_no_predictions(
+    output_dir: str | os.PathLike,
+    items: Iterable[dict],
+    overwrite: bool = False,
+    postfix: str = "seg",
+    ext: str = ".nii.gz",
+) -> None:
+    """Raise ``FileExistsError`` if inference would overwrite existing predictions and ``overwrite`` is not set.
+
+    Args:
+        output_dir: where the predictions go.
+        items: datalist items to infer (their ``"case"`` names the files ``<case>_<postfix><ext>``).
+        overwrite: allow overwriting.
+        postfix: file-name postfix of the predictions.
+        ext: file extension of the predictions.
+    """
+    if str2bool(overwrite):
+        return
+    existing = [str(path) for item in items if (path := Path(output_dir) / f"{item['case']}_{postfix}{ext}").exists()]
+    if existing:
+        listed = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
+        raise FileExistsError(
+            f"{len(existing)} prediction(s) already exist in {str(output_dir)!r} ({listed}); pass --overwrite True "
+            "to replace them, or choose another --output_dir."
+        )
+
+
+def report_broken_cases(broken: Sequence[str], what: str = "inference") -> None:
+    """Raise a :class:`BrokenCaseError` listing every case in ``broken`` (after the good cases were processed)."""
+    if broken:
+        raise BrokenCaseError(
+            f"{what} skipped {len(broken)} broken case(s); the others were processed:\n  " + "\n  ".join(broken)
+        )
