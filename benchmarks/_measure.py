@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 __all__ = [
     "MALLOC_ENV",
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def rss_bytes(field: str = "VmRSS") -> int:
@@ -97,11 +99,15 @@ def measure_time(fn: Callable[[], object], steps: int = 3, warmup: int = 1, devi
     return statistics.median(times)
 
 
-def run_child(script: str, args: Sequence[str], what: str = "memory", timeout: float | None = None) -> dict:
-    """Run ``python script *args`` in a fresh process and parse the JSON object on its last stdout line.
+def run_child(module: str, args: Sequence[str], what: str = "memory", timeout: float | None = None) -> dict:
+    """Run ``python -m module *args`` in a fresh process and parse the JSON object on its last stdout line.
+
+    The child finds the ``benchmarks`` package from any working directory (the repository root is put first on its
+    ``PYTHONPATH``).
 
     Args:
-        script: path of the benchmark script, which must print one JSON object as its last line.
+        module: the benchmark module (e.g. ``"benchmarks.compare"``), which must print one JSON object as its last
+            line.
         args: command-line arguments for it.
         what: ``"memory"`` sets ``MALLOC_MMAP_THRESHOLD_=65536``; anything else removes it (a child that
             measures both sets the threshold itself, see :func:`set_mmap_threshold`).
@@ -111,6 +117,7 @@ def run_child(script: str, args: Sequence[str], what: str = "memory", timeout: f
         the parsed object, or ``{"error": ...}`` with the child's last stderr line (or ``"timeout"``).
     """
     env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     if what == "memory":
         env.update(MALLOC_ENV)
     else:
@@ -118,7 +125,7 @@ def run_child(script: str, args: Sequence[str], what: str = "memory", timeout: f
             env.pop(key, None)
     try:
         out = subprocess.run(
-            [sys.executable, script, *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
+            [sys.executable, "-m", module, *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
         )
     except subprocess.TimeoutExpired:
         return {"error": "timeout"}

@@ -1,11 +1,16 @@
-"""Write ``docs/benchmarks.md`` and ``docs/benchmarks.png`` from the results of ``compare.py`` and ``fit_budget.py``."""
+"""Write ``docs/benchmarks.md`` and ``docs/benchmarks.png`` from the results of ``compare`` and ``fit_budget``.
+
+The prose is ``templates/benchmarks.md.in``; this module fills in its tables from ``results/*.json``. To rewrite the
+report from the cached results without measuring anything: ``python -m benchmarks._report``.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from string import Template
 
-from _models import MODELS
+from ._models import MODELS
 
 __all__ = ["write_report"]
 
@@ -13,6 +18,19 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 DOCS = ROOT / "docs"
+TEMPLATE = HERE / "templates" / "benchmarks.md.in"
+#: the line that ends the generated report; what follows it is kept when the report is rewritten
+END_MARKER = "<!-- end of the report written by benchmarks/_report.py; what follows is kept when it is rewritten -->"
+DEVICE_NOTES = {
+    "cpu": "Every number here is CPU; on a GPU re-run the same commands with `--device cuda` (memory is then "
+    "`torch.cuda.max_memory_allocated`). Step times were taken with no other job on the machine; memory figures do "
+    "not depend on load.",
+    "gpu": "Memory is `torch.cuda.max_memory_allocated` growth.",
+}
+DEFAULT_FIT_METHOD = (
+    "Largest cubic volume (side divisible by 16) whose training step fits the budget (total: growth plus resident "
+    "parameters, input and target)."
+)
 MiB, GiB = 2**20, 2**30
 
 LABELS = {
@@ -349,8 +367,53 @@ def _plot(runs: dict, fit: dict, path: Path) -> bool:
     return True
 
 
+def _fill(template: str, blocks: dict[str, list[str] | None], inline: dict[str, str]) -> list[str]:
+    """The lines of ``template`` with its placeholders filled.
+
+    A line that is only ``$name`` with ``name`` in ``blocks`` becomes those lines (none for an empty list); other
+    ``$name`` are replaced by ``inline[name]``. A section (from one ``## `` heading to the next) with a block that is
+    ``None`` (nothing measured for it) is left out.
+    """
+    sections: list[list[str]] = [[]]
+    for line in template.split("\n"):
+        if line.startswith("## "):
+            sections.append([])
+        sections[-1].append(line)
+    lines: list[str] = []
+    for section in sections:
+        names = [line[1:] for line in section if line[1:] in blocks and line.startswith("$")]
+        if any(blocks[name] is None for name in names):
+            continue
+        for line in section:
+            if line.startswith("$") and line[1:] in blocks:
+                lines += blocks[line[1:]] or []
+            else:
+                lines.append(Template(line).substitute(inline))
+    return lines
+
+
+def _planner_blocks(runs: dict) -> dict[str, list[str] | None]:
+    est_lines, errors = _estimates(runs)
+    if not est_lines:
+        return {"planner_summary": None, "planner_table": None}
+    summary = [
+        f"{LABELS[model]}: worst {max(errs, key=abs):+.0%} over {len(errs)} runs" for model, errs in errors.items()
+    ]
+    return {"planner_summary": ["; ".join(summary) + "."], "planner_table": est_lines}
+
+
+def _kept_tail(path: Path) -> str:
+    """What follows :data:`END_MARKER` in the current report (sections other scripts or people wrote), or a newline."""
+    text = path.read_text() if path.exists() else ""
+    return text.split(END_MARKER, 1)[1] if END_MARKER in text else "\n"
+
+
 def write_report(device: str = "cpu") -> list[Path]:
-    """Rewrite ``docs/benchmarks.md`` and its plot (``docs/benchmarks_<device>.*`` for a GPU) from the results."""
+    """Rewrite ``docs/benchmarks.md`` and its plot (``docs/benchmarks_<device>.*`` for a GPU) from the results.
+
+    The text is ``templates/benchmarks.md.in`` with the tables filled in; whatever follows :data:`END_MARKER` in the
+    existing report is kept.
+    """
     kind = device.split(":")[0]
     compare = _load(f"compare_{kind}.json")
     fit = _load(f"fit_{kind}.json")
@@ -359,143 +422,30 @@ def write_report(device: str = "cpu") -> list[Path]:
     DOCS.mkdir(exist_ok=True)
     stem = "benchmarks" if kind == "cpu" else f"benchmarks_{kind}"  # a GPU run keeps the CPU report
     png = DOCS / f"{stem}.png"
-    has_plot = _plot(runs, fit, png)
-    est_lines, errors = _estimates(runs)
-    commands = meta.get("commands", []) + fit.get("commands", [])
-
-    md = [
-        "# Benchmarks: the IUNet against what users would pick instead",
-        "",
-        "One training step — forward, `monai.losses.DiceLoss(sigmoid=True)`, backward, Adam step — batch 1, float32, "
-        "4 → 3 channels (BraTS), every model in a fresh process. Written by `benchmarks/compare.py` and "
-        "`benchmarks/fit_budget.py`; raw numbers in `benchmarks/results/`.",
-        "",
-        f"**Device:** {meta.get('device', 'unknown')}. "
-        + (
-            "No GPU was lent to this project when these were measured, so every number here is CPU (re-run the "
-            "same commands with `--device cuda` where a GPU is available; memory is then "
-            "`torch.cuda.max_memory_allocated`). Step times were taken with no other job on the machine; memory "
-            "figures do not depend on load."
-            if kind == "cpu"
-            else "Memory is `torch.cuda.max_memory_allocated` growth."
-        ),
-        "",
-        "**Commands:**",
-        "",
-        "```",
-        *(commands or ["python benchmarks/compare.py", "python benchmarks/fit_budget.py"]),
-        "```",
-        "",
-        "## How it is measured",
-        "",
-        "- **peak MiB**: growth of peak RSS over the first training step in a fresh process, with "
-        "`MALLOC_MMAP_THRESHOLD_=65536` so that RSS follows live memory rather than glibc's free lists (see issue 2). "
-        "It includes the gradients and the Adam moments allocated in that step, but not the parameters, input and "
-        "target, which exist before it.",
-        "- **measured MiB** (planner table) and the budget searches: that growth plus the parameters, buffers, input "
-        "and target — what the step needs resident in total.",
-        "- **step s**: median of 3 steps after one warm-up step, in a separate process without the malloc setting.",
-        "- **width** is the number of channels at full resolution (IUNet `channels[0]`, SegResNet `init_filters`, "
-        "UNet/DynUNet first filters).",
-        "- MONAI's `UNet` (and `CheckpointUNet`) **downsamples in its first layer**: it never convolves at full "
-        "resolution, so at equal width it is far cheaper than networks that do (SegResNet, DynUNet, the iUNets). "
-        "Compare it at equal parameters or equal Dice, not at equal width (the parameter column helps: "
-        + _equal_params(runs)
-        + "). Which of them reaches the better Dice in the same memory is for the BraTS bundle's training runs to "
-        "answer, not this table.",
-        "- `iunets` is the paper authors' package with its defaults (Cayley resampling, channel mixing at each level), "
-        "wrapped in the same linear 1×1 lifting and projection as our IUNet.",
-        "",
-        "## One training step",
-        "",
-        *_main_tables(runs),
-    ]
-    if has_plot:
-        md += [f"![peak memory vs volume, depth scaling and largest volume]({png.name})", ""]
-    equal = _equal_params_table(runs)
-    if equal:
-        md += [
-            "## At equal parameters",
-            "",
-            "The comparison the UNet asks for: every network with 3.5–7 M parameters — MONAI's at width 16 and the "
-            "IUNet at width 48 — sorted by peak memory. MONAI's UNet, which halves the resolution before its first "
-            "convolution, stays the cheapest; among the networks that work at full resolution (SegResNet, DynUNet, "
-            "the IUNet) the IUNet needs the least. Whether the UNet's savings cost Dice is for training to show.",
-            "",
-            *equal,
-        ]
-    depth = _depth_table(runs)
-    if depth:
-        md += [
-            "## Depth scaling (64³, width 16)",
-            "",
-            "Blocks per level and side for the iUNets, residual units per level for MONAI's UNet. The figure in "
-            "parentheses subtracts the gradient and Adam moments (3 × 4 bytes per parameter), which grow with the "
-            "parameters whatever the engine (issue 2's measure). For the memory-efficient networks it even falls "
-            "with depth: the peak of a first step is in the backward pass, before Adam allocates its moments, so "
-            "subtracting them over-corrects — what matters is that the peak itself stays flat.",
-            "",
-            *depth,
-        ]
-    targets = _targets(runs)
-    if targets:
-        md += ["## Targets (issues 2 and 4)", "", *targets]
-    if est_lines:
-        summary = []
-        for model, errs in errors.items():
-            worst = max(errs, key=abs)
-            summary.append(f"{LABELS[model]}: worst {worst:+.0%} over {len(errs)} runs")
-        md += [
-            "## Planner: predicted vs measured peak",
-            "",
-            "`monai_iunet.planner.estimate_memory(net, input_shape, first_step=True)` — the first step of a fresh "
-            "Adam, as measured here — made without running the step (it runs the step on fake tensors and adds CPU "
-            "convolution workspaces and a runtime constant, see `monai_iunet/planner.py`). The goal is ±25 % on CPU.",
-            "",
-            "; ".join(summary) + ".",
-            "",
-            *est_lines,
-            "The prediction also works for networks that are not IUNets (it simulates whatever the network allocates); "
-            "for memcnn and iunets it sees storages they free with `storage().resize_(0)`.",
-            "",
-            "Use it before training:",
-            "",
-            "```python",
-            "from monai_iunet import IUNet",
-            "from monai_iunet.planner import estimate_memory, explain_memory, fit_channels",
-            "",
-            "net = IUNet(3, 4, 3, channels=(32, 64, 128, 256), blocks=2)",
-            "print(explain_memory(net, (1, 4, 160, 192, 128)))  # peak, and what it is made of",
-            'channels = fit_channels("8GiB", (1, 4, 160, 192, 128))  # widest (w, 2w, 4w, 8w) that fits',
-            "```",
-            "",
-            "or `monai-iunet plan fit --budget 8GiB --shape 1 4 160 192 128` "
-            "(also `monai-iunet plan ...`).",
-            "",
-        ]
-    fit_lines = _fit_tables(fit)
-    if fit_lines:
-        md += [
-            "## What fits in a memory budget",
-            "",
-            fit.get(
-                "method",
-                "Largest cubic volume (side divisible by 16) whose training step fits the budget (total: growth plus "
-                "resident parameters, input and target).",
-            ),
-            "",
-            *fit_lines,
-        ]
-    md += [
-        "## Notes",
-        "",
-        "- CPU memory has two costs a GPU does not show the same way: PyTorch's native CPU convolution unfolds small "
-        "single volumes into an im2col buffer (`C_in · 27 × voxels` floats; the IUNet's couplings avoid it with "
-        "`monai_iunet.networks.blocks.low_memory_conv.Conv3dLowMemory`), and the first backward pass in a process adds a few tens of MiB of "
-        "oneDNN caches and buffers. Both are in the measured peaks and in the planner's model.",
-        "- Step times on a 2-core CPU say little about a GPU; the relative memory numbers are the point.",
-        "",
-    ]
     path = DOCS / f"{stem}.md"
-    path.write_text("\n".join(md))
+    has_plot = _plot(runs, fit, png)
+    commands = meta.get("commands", []) + fit.get("commands", [])
+    fit_lines = _fit_tables(fit)
+    blocks = {
+        "commands": commands or ["python -m benchmarks.compare", "python -m benchmarks.fit_budget"],
+        "main_tables": _main_tables(runs),
+        "plot": [f"![peak memory vs volume, depth scaling and largest volume]({png.name})", ""] if has_plot else [],
+        "equal_params_table": _equal_params_table(runs) or None,
+        "depth_table": _depth_table(runs) or None,
+        "targets_table": _targets(runs) or None,
+        **_planner_blocks(runs),
+        "fit_method": [fit.get("method", DEFAULT_FIT_METHOD)],
+        "fit_tables": fit_lines or None,
+    }
+    inline = {
+        "device": meta.get("device", "unknown"),
+        "device_note": DEVICE_NOTES["cpu" if kind == "cpu" else "gpu"],
+        "equal_params": _equal_params(runs),
+    }
+    md = _fill(TEMPLATE.read_text(), blocks, inline)
+    path.write_text("\n".join(md) + "\n" + END_MARKER + _kept_tail(path))
     return [path, png] if has_plot else [path]
+
+
+if __name__ == "__main__":
+    print("wrote", *write_report())

@@ -1,17 +1,17 @@
 """One training step of the IUNet against what users would pick instead: peak memory, step time, parameters.
 
 The step is forward, ``monai.losses.DiceLoss(sigmoid=True)``, backward and an Adam step, batch 1, float32,
-4 → 3 channels (BraTS). Every measurement runs in a fresh process (:mod:`_measure`): memory is the growth of
+4 → 3 channels (BraTS). Every measurement runs in a fresh process (:mod:`benchmarks._measure`): memory is the growth of
 peak RSS over the first step with ``MALLOC_MMAP_THRESHOLD_=65536`` (``torch.cuda.max_memory_allocated`` on GPU),
 time the median of ``--steps`` steps after a warm-up step in another process without that setting. Next to each
 IUNet measurement stands the prediction of :func:`monai_iunet.planner.estimate_memory`, made without running the
 step. Results accumulate in ``benchmarks/results/compare_<device>.json``; ``docs/benchmarks.md`` and
-``docs/benchmarks.png`` are rewritten from them (with :mod:`fit_budget`'s results, if any).
+``docs/benchmarks.png`` are rewritten from them (with :mod:`benchmarks.fit_budget`'s results, if any).
 
 Usage::
 
-    python benchmarks/compare.py --quick              # 64^3, width 16, all models: < 3 min on 2 idle CPU cores
-    python benchmarks/compare.py                      # 64^3/96^3/128^3, widths 16 and 32, depth 2/4/8
+    python -m benchmarks.compare --quick              # 64^3, width 16, all models: < 3 min on 2 idle CPU cores
+    python -m benchmarks.compare                      # 64^3/96^3/128^3, widths 16 and 32, depth 2/4/8
 
 ``--quick`` measures memory and time in one process per model (memory first, with the mmap threshold set
 through ``mallopt``; then it is raised to 32 MiB, glibc's own ceiling, and that first step serves as the
@@ -20,11 +20,11 @@ results and ``docs/benchmarks.md`` alone.
 
 More::
 
-    python benchmarks/compare.py                      # 64^3/96^3/128^3, widths 16 and 32, depth 2/4/8
-    python benchmarks/compare.py --sizes 96 --widths 32 --models iunet segresnet --no-time
-    python benchmarks/compare.py --resume             # keep what is measured, add what is missing
-    python benchmarks/compare.py --only-estimate      # recompute the planner's predictions only
-    python benchmarks/compare.py --retime             # keep the memory figures, time every step again
+    python -m benchmarks.compare                      # 64^3/96^3/128^3, widths 16 and 32, depth 2/4/8
+    python -m benchmarks.compare --sizes 96 --widths 32 --models iunet segresnet --no-time
+    python -m benchmarks.compare --resume             # keep what is measured, add what is missing
+    python -m benchmarks.compare --only-estimate      # recompute the planner's predictions only
+    python -m benchmarks.compare --retime             # keep the memory figures, time every step again
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ import sys
 import time
 from pathlib import Path
 
-from _measure import measure_peak, measure_time, run_child, set_mmap_threshold
-from _models import BLOCK_MODELS, IN_CHANNELS, MODELS, OUT_CHANNELS, build_model
+from ._measure import measure_peak, measure_time, run_child, set_mmap_threshold
+from ._models import BLOCK_MODELS, IN_CHANNELS, MODELS, OUT_CHANNELS, build_model
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -129,7 +129,7 @@ def measure(model: str, width: int, blocks: int, size, what: str, args: argparse
     """Run one measurement (``"memory"`` or ``"time"``) in a fresh process."""
     child = ["--child", "--model", model, "--width", width, "--blocks", blocks, "--size", size]
     child += ["--measure", what, "--steps", args.steps, "--device", args.device]
-    return run_child(__file__, child, what, timeout=args.timeout)
+    return run_child("benchmarks.compare", child, what, timeout=args.timeout)
 
 
 def device_description(device: str) -> str:
@@ -257,9 +257,9 @@ def main() -> None:
     if args.quick:
         print(f"(results in {results_path(args.device, True)}; docs/benchmarks.md comes from the full run)")
     elif not args.no_report:
-        from _report import write_report
+        from ._report import write_report
 
-        command = "python benchmarks/compare.py " + " ".join(sys.argv[1:])
+        command = "python -m benchmarks.compare " + " ".join(sys.argv[1:])
         results["meta"].setdefault("commands", [])
         if command.strip() not in results["meta"]["commands"]:
             results["meta"]["commands"].append(command.strip())

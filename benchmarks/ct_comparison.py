@@ -22,8 +22,8 @@ alike, and both see the same batches in the same order.
 
 Usage::
 
-    python benchmarks/ct_comparison.py                        # the documented run, about 20 minutes on 2 cores
-    python benchmarks/ct_comparison.py --budget_s 20 --num_train 4 --num_test 2 --spatial_size 32 --output /tmp/x.md
+    python -m benchmarks.ct_comparison                        # the documented run, about 20 minutes on 2 cores
+    python -m benchmarks.ct_comparison --budget_s 20 --num_train 4 --num_test 2 --spatial_size 32 --output /tmp/x.md
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def write_report(
         "The experiment of the iUNet paper's §4.1 (Table 1, Fig. 6) at a scale this project's CPU machines train in",
         "minutes: learned post-processing of FBP reconstructions of undersampled, noisy parallel-beam CT scans of foam",
         "phantoms (Pelt et al. 2018), the CT axis a perturbed diagonal of the volume. Produced by",
-        "`benchmarks/ct_comparison.py`:",
+        "`python -m benchmarks.ct_comparison`:",
         "",
         "```",
         command,
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
     parser.add_argument("--workers", type=int, default=2, help="processes generating the dataset")
     args = parser.parse_args(argv)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    command = shlex.join(["python", "-m", "benchmarks.ct_comparison", *(argv if argv is not None else sys.argv[1:])])
 
     torch.set_num_threads(args.threads)
     set_determinism(seed=args.seed)

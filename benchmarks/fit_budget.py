@@ -16,8 +16,8 @@ accuracy at that shape is checked by measuring widths 16 and 32 there.
 
 Usage::
 
-    python benchmarks/fit_budget.py --quick        # IUNet and SegResNet, predicted only (a few minutes)
-    python benchmarks/fit_budget.py                # all models, 8 GiB checked by measurement (hours on 2 CPUs)
+    python -m benchmarks.fit_budget --quick        # IUNet and SegResNet, predicted only (a few minutes)
+    python -m benchmarks.fit_budget                # all models, 8 GiB checked by measurement (hours on 2 CPUs)
 """
 
 from __future__ import annotations
@@ -28,13 +28,12 @@ import sys
 import time
 from pathlib import Path
 
-from _measure import run_child
-from _models import MODELS
-from compare import estimate as planner_estimate
+from ._measure import run_child
+from ._models import MODELS
+from .compare import estimate as planner_estimate
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-COMPARE = HERE / "compare.py"
 MiB, GiB = 2**20, 2**30
 CROP = (160, 192, 128)
 
@@ -85,7 +84,7 @@ class Runner:
         print(f"  measuring {model} width {width} at {size} ({steps} step(s)) ...", flush=True)
         t0 = time.time()
         entry = {"model": model, "width": width, "blocks": 2, "size": size}
-        result = run_child(str(COMPARE), [*args, "--measure", "memory"], "memory", timeout=self.timeout)
+        result = run_child("benchmarks.compare", [*args, "--measure", "memory"], "memory", timeout=self.timeout)
         entry.update(result if "error" not in result else {"memory_error": result["error"]})
         if estimate:
             entry.update(planner_estimate(model, width, 2, size, self.device))
@@ -329,11 +328,11 @@ def main() -> None:
     fit["method"] = __doc__.split("\n\n")[1].replace("\n", " ")
     if not args.no_crop:
         fit["crop"] = crop(args, runner)
-    command = "python benchmarks/fit_budget.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.fit_budget " + " ".join(sys.argv[1:])
     fit["commands"] = sorted(set(fit.get("commands", [])) | {command.strip()})
     _save(path, fit)
     print(f"{time.time() - start:.0f} s", flush=True)
-    from _report import write_report
+    from ._report import write_report
 
     print("wrote", *write_report(args.device))
 

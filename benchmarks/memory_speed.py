@@ -7,8 +7,8 @@ memory instead of glibc's free lists; on GPU it is ``torch.cuda.max_memory_alloc
 
 Usage::
 
-    python benchmarks/memory_speed.py                 # 64^3, blocks 2 and 8, all engines
-    python benchmarks/memory_speed.py --size 96 --channels 32 64 128 256 --blocks 2
+    python -m benchmarks.memory_speed                 # 64^3, blocks 2 and 8, all engines
+    python -m benchmarks.memory_speed --size 96 --channels 32 64 128 256 --blocks 2
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from _measure import measure_peak, measure_time, run_child
+from ._measure import measure_peak, measure_time, run_child
 
 VARIANTS = {
     "memory-efficient": dict(memory_efficient=True, engine="default"),
@@ -72,7 +72,7 @@ def measure(variant: str, blocks: int, args: argparse.Namespace, what: str) -> d
         "--channels",
         *map(str, args.channels),
     ]
-    return run_child(__file__, args_, what)
+    return run_child("benchmarks.memory_speed", args_, what)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ trained checkpoint, runs validation cases through it and reports, relative to th
 
 Usage (after the main job has trained ``bundles/brats_iunet/models/model.pt``)::
 
-    python benchmarks/reconstruction_error.py --bundle_root bundles/brats_iunet
+    python -m benchmarks.reconstruction_error --bundle_root bundles/brats_iunet
 """
 
 from __future__ import annotations

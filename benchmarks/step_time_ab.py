@@ -5,7 +5,7 @@ channels (16, 32, 64, 128), batch 1, BCE loss, one Adam step; median of 3 steps 
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/step_time_ab.py --blocks 8
+    OMP_NUM_THREADS=1 python -m benchmarks.step_time_ab --blocks 8
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Subcommands:
 
 - ``generate-brats OUT``: write a synthetic BraTS-like dataset (BraTS 2018–2021 folder layout) into ``OUT``.
+- ``run ...``: run a bundle, with the arguments of ``python -m monai.bundle run`` (:mod:`monai_iunet.bundle.run`).
+- ``segment ...`` / ``generate-exports OUT``: scanner series to a segmentation, synthetic scanner exports
+  (:mod:`monai_iunet.clinical`).
 
 Example::
 
@@ -33,6 +36,7 @@ def _generate_brats(args: argparse.Namespace) -> int:
         num_unlabeled=args.num_unlabeled,
         prefix=args.prefix,
         layout=args.layout,
+        anatomy=args.anatomy,
     )
     print(f"wrote {len(case_dirs)} synthetic BraTS cases to {args.out}")
     return 0
@@ -68,9 +72,25 @@ def build_parser() -> argparse.ArgumentParser:
         default="brats2021",
         help="folder layout: BraTS 2018-2021, BraTS 2023 or Decathlon Task01 (default: brats2021)",
     )
+    brats.add_argument(
+        "--anatomy",
+        choices=("ellipsoid", "mni152"),
+        default="ellipsoid",
+        help="brain model: lobed ellipsoids, or the MNI152 anatomy of nilearn's templates at BraTS's 240x240x155 mm "
+        "field of view (use --size 240 240 155, or e.g. --size 120 120 78 --spacing 2 2 1.987) (default: ellipsoid)",
+    )
     brats.set_defaults(func=_generate_brats)
     _add_plan_parser(subparsers)
+    _add_run_parser(subparsers)
+    _add_clinical_parsers(subparsers)
     return parser
+
+
+def _add_clinical_parsers(subparsers) -> None:
+    """``segment`` and ``generate-exports``: scanner series to a segmentation (:mod:`monai_iunet.clinical`)."""
+    from monai_iunet.clinical.cli import add_clinical_parsers
+
+    add_clinical_parsers(subparsers)
 
 
 def _add_plan_parser(subparsers) -> None:
@@ -78,6 +98,25 @@ def _add_plan_parser(subparsers) -> None:
     from monai_iunet.planner.cli import add_plan_parser
 
     add_plan_parser(subparsers)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from monai_iunet.bundle.run import run_bundle
+
+    return run_bundle(args.args)
+
+
+def _add_run_parser(subparsers) -> None:
+    """``run``: MONAI's ``monai.bundle run`` with our errors in a line (:mod:`monai_iunet.bundle.run`)."""
+    # every argument goes to MONAI's runner unchanged: no option of ours ("\0" prefix), --help included
+    run = subparsers.add_parser(
+        "run",
+        help="run a bundle (same ids and overrides as python -m monai.bundle run)",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    run.add_argument("args", nargs=argparse.REMAINDER)
+    run.set_defaults(func=_run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,11 +16,14 @@ import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
-from monai.utils import convert_to_dst_type
+from monai.utils import convert_to_dst_type, look_up_option
 
 from monai_iunet.data.checks import array_problems
+from monai_iunet.data.layouts import BRATS_LAYOUTS
+from monai_iunet.errors import UserInputError
 
 __all__ = [
+    "LABEL_CONVENTIONS",
     "CheckCased",
     "CheckCaseD",
     "CheckCaseDict",
@@ -28,7 +31,18 @@ __all__ = [
     "ConvertBratsChannelsToLabelsd",
     "ConvertBratsChannelsToLabelsD",
     "ConvertBratsChannelsToLabelsDict",
+    "brats_label_values",
 ]
+
+LABEL_CONVENTIONS = tuple(BRATS_LAYOUTS)
+"""The label conventions a BraTS label map can be written in: those of the dataset layouts (``"brats2021"``:
+1 necrotic core, 2 edema, 4 enhancing; ``"brats2023"``: 1, 2, 3, i.e. consecutive labels, as DICOM-SEG writers and
+MONAI Label need; ``"msd"``: 2, 1, 3)."""
+
+
+def brats_label_values(label_convention: str) -> dict[str, int]:
+    """The label value per region (``{"necrosis", "edema", "enhancing"}``) of one of :data:`LABEL_CONVENTIONS`."""
+    return dict(BRATS_LAYOUTS[look_up_option(str(label_convention).lower(), LABEL_CONVENTIONS)]["labels"])
 
 
 class CheckCased(MapTransform):
@@ -72,10 +86,10 @@ class CheckCased(MapTransform):
         image = d[self.image_key]
         name = self._name(image, self.image_key)
         if image.shape[0] != self.num_channels:
-            raise ValueError(
+            raise UserInputError(
                 f"{name}: the image has {image.shape[0]} channels but the network takes {self.num_channels} "
-                f"({', '.join(self.channel_names)}); give every case all modalities, or change "
-                "network_def#in_channels and num_channels together."
+                f"({', '.join(self.channel_names)}); give every case all modalities, or change the network's "
+                "in_channels and num_channels together."
             )
         problems = array_problems(np.asarray(image), name, channel_names=self.channel_names)
         if self.label_key in d:
@@ -88,7 +102,7 @@ class CheckCased(MapTransform):
             else:
                 problems += array_problems(np.asarray(label), label_name, label_values=self.label_values)
         if problems:
-            raise ValueError("; ".join(problems) + ".")
+            raise UserInputError("; ".join(problems) + ".")
         return d
 
 
@@ -103,12 +117,18 @@ class ConvertBratsChannelsToLabels(Transform):
         necrosis: label value of the necrotic / non-enhancing tumour core.
         edema: label value of the edema.
         enhancing: label value of the enhancing tumour.
+        label_convention: one of :data:`LABEL_CONVENTIONS`; if given, its values replace the three above.
 
     Shapes:
         ``(3, *spatial)`` (channels TC, WT, ET; bool or 0/1) → ``(1, *spatial)``.
     """
 
-    def __init__(self, necrosis: int = 1, edema: int = 2, enhancing: int = 4) -> None:
+    def __init__(
+        self, necrosis: int = 1, edema: int = 2, enhancing: int = 4, label_convention: str | None = None
+    ) -> None:
+        if label_convention is not None:
+            values = brats_label_values(label_convention)
+            necrosis, edema, enhancing = values["necrosis"], values["edema"], values["enhancing"]
         self.necrosis = necrosis
         self.edema = edema
         self.enhancing = enhancing
@@ -132,6 +152,7 @@ class ConvertBratsChannelsToLabelsd(MapTransform):
         necrosis: label value of the necrotic / non-enhancing tumour core.
         edema: label value of the edema.
         enhancing: label value of the enhancing tumour.
+        label_convention: one of :data:`LABEL_CONVENTIONS`; if given, its values replace the three above.
         allow_missing_keys: don't raise if a key is missing.
     """
 
@@ -143,10 +164,11 @@ class ConvertBratsChannelsToLabelsd(MapTransform):
         necrosis: int = 1,
         edema: int = 2,
         enhancing: int = 4,
+        label_convention: str | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.converter = ConvertBratsChannelsToLabels(necrosis=necrosis, edema=edema, enhancing=enhancing)
+        self.converter = ConvertBratsChannelsToLabels(necrosis, edema, enhancing, label_convention)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)

@@ -1,5 +1,21 @@
+"""Shared test helpers: a seeded RNG for every test, non-trivial parameters, and multi-process runs that cannot hang."""
+
+from __future__ import annotations
+
+import datetime
+import multiprocessing
+import os
+import socket
+import time
+from collections.abc import Callable
+
 import pytest
 import torch
+import torch.distributed as dist
+
+#: the longest a multi-process test may run, and what ``init_process_group`` waits at most for a missing rank
+PROCESS_TIMEOUT_S = 120.0
+RENDEZVOUS_TIMEOUT_S = 60.0
 
 
 @pytest.fixture(autouse=True)
@@ -14,3 +30,48 @@ def randomize_(module: torch.nn.Module, std: float = 0.3) -> torch.nn.Module:
         for p in module.parameters():
             p.add_(torch.randn_like(p) * std)
     return module
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the OS picks it: bind to port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def init_gloo(rank: int, world_size: int, port: int) -> None:
+    """In a worker: join a gloo process group on ``127.0.0.1:port``, giving up after ``RENDEZVOUS_TIMEOUT_S``."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group(
+        "gloo", rank=rank, world_size=world_size, timeout=datetime.timedelta(seconds=RENDEZVOUS_TIMEOUT_S)
+    )
+
+
+def run_processes(target: Callable, nprocs: int, args: tuple = (), timeout: float = PROCESS_TIMEOUT_S) -> None:
+    """Run ``target(rank, *args)`` in ``nprocs`` fresh (spawned) processes and fail the test if any rank fails.
+
+    Unlike ``torch.multiprocessing.spawn(join=True)`` this never waits forever: when one rank exits with an error
+    the others are killed at once, and all are killed after ``timeout`` seconds.
+    """
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=target, args=(rank, *args), daemon=True) for rank in range(nprocs)]
+    for process in processes:
+        process.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while any(p.is_alive() for p in processes) and time.monotonic() < deadline:
+            if any(p.exitcode not in (None, 0) for p in processes):
+                break
+            time.sleep(0.05)
+        codes = {rank: p.exitcode for rank, p in enumerate(processes)}
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+            process.join(5)
+    failed = {rank: code for rank, code in codes.items() if code not in (None, 0)}
+    if failed:
+        pytest.fail(f"rank(s) {sorted(failed)} failed with exit code(s) {failed}; the others were stopped")
+    hung = [rank for rank, code in codes.items() if code is None]
+    if hung:
+        pytest.fail(f"rank(s) {hung} still running after {timeout:.0f} s; killed")

@@ -11,6 +11,7 @@ from typing import Any
 from monai.utils import str2bool
 
 from monai_iunet.data import BrokenCaseError, case_name
+from monai_iunet.errors import OutputExistsError, UserInputError
 
 __all__ = ["case_name_formatter", "check_no_predictions", "report_broken_cases", "select_cases"]
 
@@ -26,10 +27,10 @@ def select_cases(datalist: Mapping[str, Any], subset: str = "testing") -> list[d
     """
     subsets = ("training", "validation", "testing")
     if subset not in (*subsets, "all"):
-        raise ValueError(f"inference_subset must be one of {(*subsets, 'all')}, got {subset!r}.")
+        raise UserInputError(f"inference_subset must be one of {(*subsets, 'all')}, got {subset!r}.")
     items = [item for name in subsets if subset in (name, "all") for item in datalist[name]]
     if not items:
-        raise ValueError(
+        raise UserInputError(
             f"the dataset has no {subset!r} cases to infer ({datalist['layout']} layout; unlabelled cases are "
             "'testing'); pass --inference_subset all to infer every case."
         )
@@ -62,7 +63,7 @@ def check_no_predictions(
     existing = [str(path) for item in items if (path := Path(output_dir) / f"{item['case']}_{postfix}{ext}").exists()]
     if existing:
         listed = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{len(existing)} prediction(s) already exist in {str(output_dir)!r} ({listed}); pass --overwrite True "
             "to replace them, or choose another --output_dir."
         )

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from monai_iunet.data.checks import BrokenCaseError, array_problems, check_case, drop_broken_cases, screen_datalist
+from monai_iunet.data.checks import (
+    BROKEN_CASE_ADVICE,
+    BrokenCaseError,
+    array_problems,
+    check_case,
+    drop_broken_cases,
+    screen_datalist,
+)
 from monai_iunet.data.datalist import build_datalist
 from monai_iunet.data.dataset import CaseDataset
+from monai_iunet.data.generate import ensure_generated, is_missing_or_empty
 from monai_iunet.data.layouts import BRATS_LAYOUTS, case_name, detect_layout
 from monai_iunet.data.synthetic_brats import (
     MODALITIES,
@@ -14,6 +22,7 @@ from monai_iunet.data.synthetic_brats import (
 )
 
 __all__ = [
+    "BROKEN_CASE_ADVICE",
     "BRATS_LAYOUTS",
     "BrokenCaseError",
     "CaseDataset",
@@ -25,7 +34,9 @@ __all__ = [
     "check_case",
     "detect_layout",
     "drop_broken_cases",
+    "ensure_generated",
     "generate_synthetic_brats",
+    "is_missing_or_empty",
     "screen_datalist",
     "synthesize_brats_case",
 ]

@@ -11,6 +11,8 @@ import nibabel as nib
 import numpy as np
 from monai.utils import str2bool
 
+from monai_iunet.errors import UserInputError
+
 __all__ = [
     "BROKEN_CASE_ADVICE",
     "BrokenCaseError",
@@ -23,12 +25,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BROKEN_CASE_ADVICE = (
-    "Fix or replace the files, move the case folder out of dataset_dir, or pass --skip_broken_cases True to leave "
-    "broken cases out with a warning."
+    "Fix or replace the files, move the case out of the dataset folder, or pass skip_broken=True to leave broken "
+    "cases out with a warning."
 )
+"""What a :class:`BrokenCaseError` tells the user to do. Callers with their own option names (a bundle's
+``--skip_broken_cases``) pass their wording as ``advice``."""
 
 
-class BrokenCaseError(ValueError):
+class BrokenCaseError(UserInputError):
     """A case whose files cannot be used; the message names the case, the file and what to do."""
 
 
@@ -109,14 +113,13 @@ def check_case(
         if len(shapes[0]) != 4 or shapes[0][3] != num_channels:
             problems.append(
                 f"{images[0][0]} has shape {shapes[0]}; expected a 4D image with {num_channels} modalities last, "
-                "one per input channel of the network (network_def#in_channels)"
+                "one per input channel of the network"
             )
         spatial = shapes[0][:3]
     else:
         if len(images) != num_channels:
             problems.append(
-                f"the case has {len(images)} modality files but the network takes {num_channels} input channels "
-                "(network_def#in_channels)"
+                f"the case has {len(images)} modality files but the network takes {num_channels} input channels"
             )
         for (f, _), s in zip(images, shapes):
             if len(s) != 3:
@@ -172,6 +175,7 @@ def drop_broken_cases(
     label_values: Iterable[int] | None = None,
     num_channels: int = 4,
     where: str = "",
+    advice: str = BROKEN_CASE_ADVICE,
 ) -> list[dict]:
     """The usable items of ``items`` (see :func:`check_case`); broken ones raise, or are dropped with a warning.
 
@@ -182,6 +186,7 @@ def drop_broken_cases(
         label_values: values the labels may hold besides 0 (checked with ``read_data``).
         num_channels: number of modalities each case must provide.
         where: where the items come from, for the message.
+        advice: what the error tells the user to do (default :data:`BROKEN_CASE_ADVICE`).
 
     Raises:
         BrokenCaseError: listing every broken case, if there are any and ``skip_broken`` is ``False``.
@@ -190,6 +195,6 @@ def drop_broken_cases(
     if broken:
         message = f"{len(broken)} broken case(s){' in ' + where if where else ''}:\n  " + "\n  ".join(broken)
         if not good or not str2bool(skip_broken):
-            raise BrokenCaseError(f"{message}\n{BROKEN_CASE_ADVICE}")
+            raise BrokenCaseError(f"{message}\n{advice}")
         logger.warning(f"{message}\nThey are left out.")
     return good

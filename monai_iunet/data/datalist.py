@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 from monai.utils import str2bool
 
-from monai_iunet.data.checks import drop_broken_cases
+from monai_iunet.data.checks import BROKEN_CASE_ADVICE, drop_broken_cases
 from monai_iunet.data.layouts import BRATS_LAYOUTS, find_cases
+from monai_iunet.errors import UserInputError
 
 __all__ = ["build_datalist"]
 
@@ -23,6 +24,7 @@ def build_datalist(
     check: bool = True,
     num_channels: int = 4,
     min_labelled: int = 0,
+    advice: str = BROKEN_CASE_ADVICE,
 ) -> dict[str, Any]:
     """Detect the layout of ``dataset_dir``, check every case's headers and split the labelled cases.
 
@@ -39,6 +41,8 @@ def build_datalist(
         check: check the cases' headers (``False`` leaves checking to the caller).
         num_channels: number of modalities each case must provide.
         min_labelled: the fewest labelled cases to accept (2 for training: one to train on, one to validate).
+        advice: what the error about broken cases tells the user to do (default
+            :data:`~monai_iunet.data.checks.BROKEN_CASE_ADVICE`).
 
     Returns:
         ``{"layout", "labels", "modalities", "training", "validation", "testing"}``: the layout name, its label value
@@ -50,17 +54,21 @@ def build_datalist(
         FileNotFoundError, ValueError: no dataset in ``dataset_dir``.
     """
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")
+        raise UserInputError(f"val_fraction must be in (0, 1), got {val_fraction}.")
     root = Path(dataset_dir)
     layout, items, labels = find_cases(root)
     if str2bool(check):
-        items = drop_broken_cases(items, skip_broken=skip_broken, num_channels=num_channels, where=repr(str(root)))
+        items = drop_broken_cases(
+            items, skip_broken=skip_broken, num_channels=num_channels, where=repr(str(root)), advice=advice
+        )
     labelled = [item for item in items if "label" in item]
     if len(labelled) < min_labelled:
-        raise ValueError(
-            f"dataset_dir {str(root)!r} has {len(labelled)} usable labelled case(s); training needs at least "
+        raise UserInputError(
+            f"dataset folder {str(root)!r} has {len(labelled)} usable labelled case(s); training needs at least "
             f"{min_labelled} (one to train on, one to validate). Add cases with label files."
         )
+    # not monai.data.partition_dataset: it shuffles with NumPy's legacy RandomState, which for the same seed gives a
+    # different split from the one every trained model and quoted metric of the bundles was made with
     order = np.random.default_rng(seed).permutation(len(labelled))
     num_val = max(1, round(val_fraction * len(labelled))) if len(labelled) > 1 else 0
     return {

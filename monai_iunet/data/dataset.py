@@ -43,6 +43,8 @@ class CaseDataset(CacheDataset):
         cache_rate: fraction of the cases to cache.
         num_workers: threads that fill the cache.
         progress: show a progress bar while filling the cache.
+        advice: what the error about a broken case tells the user to do (default
+            :data:`~monai_iunet.data.checks.BROKEN_CASE_ADVICE`).
         kwargs: other arguments of ``monai.data.CacheDataset``.
     """
 
@@ -55,9 +57,11 @@ class CaseDataset(CacheDataset):
         cache_rate: float = 0.0,
         num_workers: int | None = 1,
         progress: bool = False,
+        advice: str = BROKEN_CASE_ADVICE,
         **kwargs: Any,
     ) -> None:
         self.skip_broken = str2bool(skip_broken)
+        self.advice = advice
         self.label_values = label_values
         self._errors: dict[int, BrokenCaseError] = {}
         super().__init__(
@@ -69,7 +73,7 @@ class CaseDataset(CacheDataset):
         problems = check_case(item, read_data=True, label_values=self.label_values)
         cause = _root_cause(error)
         reason = "; ".join(problems) if problems else f"{type(cause).__name__}: {cause}"
-        diagnosis = BrokenCaseError(f"case {item.get('case', index)}: {reason}\n{BROKEN_CASE_ADVICE}")
+        diagnosis = BrokenCaseError(f"case {item.get('case', index)}: {reason}\n{self.advice}")
         diagnosis.__cause__ = error
         return diagnosis
 

@@ -19,10 +19,10 @@ Command line::
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import nibabel as nib
@@ -32,12 +32,12 @@ from monai.utils import ensure_tuple_rep
 
 from monai_iunet.data.ct import simulate_fbp
 from monai_iunet.data.foam import generate_foam_phantom
+from monai_iunet.data.generate import ensure_generated, is_missing_or_empty
+from monai_iunet.errors import InputNotFoundError, UserInputError
 
 __all__ = ["DATALIST_NAME", "make_foam_ct_pair", "generate_foam_ct_dataset", "ensure_foam_ct_dataset"]
 
 DATALIST_NAME = "dataset.json"
-
-logger = logging.getLogger(__name__)
 
 
 def make_foam_ct_pair(
@@ -98,7 +98,7 @@ def generate_foam_ct_dataset(
     """
     counts = {"training": num_train, "validation": num_val, "test": num_test}
     if any(n < 0 for n in counts.values()) or sum(counts.values()) == 0:
-        raise ValueError(f"the numbers of volumes must be non-negative and not all zero, got {counts}.")
+        raise UserInputError(f"the numbers of volumes must be non-negative and not all zero, got {counts}.")
     size = tuple(int(s) for s in ensure_tuple_rep(spatial_size, 3))
     for folder in ("fbp", "truth"):
         os.makedirs(os.path.join(output_dir, folder), exist_ok=True)
@@ -135,6 +135,8 @@ def ensure_foam_ct_dataset(dataset_dir: str, **kwargs: Any) -> str:
     """The path of ``dataset_dir/dataset.json``, generating the dataset first where ``dataset_dir`` is missing or empty.
 
     Used by the CT post-processing bundle, so that it runs out of the box; an existing dataset is never modified.
+    The dataset is generated aside and renamed into place, once per distributed run (see
+    :func:`~monai_iunet.data.ensure_generated`).
 
     Args:
         dataset_dir: the dataset folder.
@@ -143,18 +145,26 @@ def ensure_foam_ct_dataset(dataset_dir: str, **kwargs: Any) -> str:
     Raises:
         FileNotFoundError: ``dataset_dir`` holds files but no ``dataset.json``.
     """
-    path = os.path.join(dataset_dir, DATALIST_NAME)
-    if os.path.isfile(path):
-        return path
-    if os.path.isdir(dataset_dir) and os.listdir(dataset_dir):
-        raise FileNotFoundError(
-            f"{dataset_dir!r} holds files but no {DATALIST_NAME}: write one in the Decathlon layout, "
-            '{"training": [{"image": "<fbp>.nii.gz", "label": "<truth>.nii.gz"}, ...], "validation": [...], '
-            '"test": [...]} with paths relative to the folder, or point dataset_dir at a missing or empty folder to '
-            "generate the default foam phantom dataset there."
-        )
-    logger.info(f"dataset_dir {dataset_dir!r} is missing or empty: generating the foam CT dataset there.")
-    return generate_foam_ct_dataset(dataset_dir, **kwargs)
+
+    def needs_generating(folder: Path) -> bool:
+        if (folder / DATALIST_NAME).is_file():
+            return False
+        if not is_missing_or_empty(folder):
+            raise InputNotFoundError(
+                f"{str(folder)!r} holds files but no {DATALIST_NAME}: write one in the Decathlon layout, "
+                '{"training": [{"image": "<fbp>.nii.gz", "label": "<truth>.nii.gz"}, ...], "validation": [...], '
+                '"test": [...]} with paths relative to the folder, or point dataset_dir at a missing or empty folder '
+                "to generate the default foam phantom dataset there."
+            )
+        return True
+
+    folder = ensure_generated(
+        dataset_dir,
+        lambda partial: generate_foam_ct_dataset(str(partial), **kwargs),
+        needs_generating,
+        description="the foam CT dataset",
+    )
+    return os.path.join(str(folder), DATALIST_NAME)
 
 
 if __name__ == "__main__":

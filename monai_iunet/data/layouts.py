@@ -25,6 +25,8 @@ from typing import Any
 
 from monai.data import load_decathlon_datalist
 
+from monai_iunet.errors import InputNotFoundError, UserInputError
+
 __all__ = ["BRATS_LAYOUTS", "case_name", "detect_layout", "find_cases"]
 
 BRATS_LAYOUTS: dict[str, dict[str, Any]] = {
@@ -90,8 +92,8 @@ def detect_layout(dataset_dir: str | os.PathLike) -> str:
     """
     root = Path(dataset_dir)
     if not root.is_dir():
-        raise FileNotFoundError(
-            f"dataset_dir {str(root)!r} does not exist; pass --dataset_dir with the folder holding your cases "
+        raise InputNotFoundError(
+            f"dataset folder {str(root)!r} does not exist; give the folder that holds your cases "
             "(or generate synthetic ones with `monai-iunet generate-brats DIR`)."
         )
     if (root / "dataset.json").is_file():
@@ -104,14 +106,14 @@ def detect_layout(dataset_dir: str | os.PathLike) -> str:
             if any(_find_file(folder, s).exists() for s in stems):
                 found[layout].append(folder.name)
     if found["brats2021"] and found["brats2023"]:
-        raise ValueError(
+        raise UserInputError(
             f"dataset_dir {str(root)!r} mixes BraTS 2018-2021 naming (e.g. {found['brats2021'][0]}) and BraTS 2023 "
             f"naming (e.g. {found['brats2023'][0]}); keep one naming per dataset_dir."
         )
     for layout, cases in found.items():
         if cases:
             return layout
-    raise ValueError(
+    raise UserInputError(
         f"no brain-tumour cases found in dataset_dir {str(root)!r}. Expected one of: "
         + "; ".join(spec["description"] for spec in BRATS_LAYOUTS.values())
         + "."
@@ -153,7 +155,7 @@ def _msd_items(root: Path) -> tuple[list[dict], dict[str, int]]:
     try:
         description = json.loads(json_file.read_text())
     except (OSError, ValueError) as e:
-        raise ValueError(f"{json_file} is not a readable JSON file ({e}); restore the MSD dataset.json.") from e
+        raise UserInputError(f"{json_file} is not a readable JSON file ({e}); restore the MSD dataset.json.") from e
     items = []
     for key in ("training", "test"):
         if description.get(key):
@@ -161,7 +163,7 @@ def _msd_items(root: Path) -> tuple[list[dict], dict[str, int]]:
                 item["case"] = case_name(item["image"])
                 items.append(item)
     if not items:
-        raise ValueError(f"{json_file} lists no cases under 'training' or 'test'.")
+        raise UserInputError(f"{json_file} lists no cases under 'training' or 'test'.")
     return items, _msd_labels(description)
 
 

@@ -161,6 +161,7 @@ def generate_synthetic_brats(
     num_unlabeled: int = 0,
     prefix: str = "SynthBraTS",
     layout: str = "brats2021",
+    anatomy: str = "ellipsoid",
     **kwargs,
 ) -> list[str]:
     """Write synthetic cases in one of the layouts of :data:`~monai_iunet.data.BRATS_LAYOUTS`.
@@ -184,7 +185,11 @@ def generate_synthetic_brats(
         num_unlabeled: how many of the cases are written without a label.
         prefix: case-name prefix.
         layout: ``"brats2021"``, ``"brats2023"`` or ``"msd"``.
-        kwargs: further arguments of :func:`synthesize_brats_case` (``noise_std``, ``bias_strength``).
+        anatomy: ``"ellipsoid"`` (lobed ellipsoid brains, :func:`synthesize_brats_case`) or ``"mni152"`` (the
+            MNI152 anatomy of nilearn's templates in BraTS's 240 × 240 × 155 mm field of view,
+            :func:`~monai_iunet.data.synthetic_anatomy.synthesize_mni152_case`; pass ``spacing`` from
+            :func:`~monai_iunet.data.synthetic_anatomy.mni152_spacing` for a ``spatial_size`` other than BraTS's).
+        kwargs: further arguments of the case synthesiser (``noise_std``, ``bias_strength``).
 
     Returns:
         the written case folders (BraTS layouts) or 4D image files (MSD), in order.
@@ -197,6 +202,12 @@ def generate_synthetic_brats(
         raise ValueError(f"layout must be one of {tuple(BRATS_LAYOUTS)}, got {layout!r}.")
     if num_cases < 1 or not 0 <= num_unlabeled <= num_cases:
         raise ValueError(f"need num_cases >= 1 and 0 <= num_unlabeled <= num_cases, got {num_cases}, {num_unlabeled}.")
+    if anatomy not in ("ellipsoid", "mni152"):
+        raise ValueError(f"anatomy must be 'ellipsoid' or 'mni152', got {anatomy!r}.")
+    if anatomy == "mni152":
+        from monai_iunet.data.synthetic_anatomy import synthesize_mni152_case as synthesize
+    else:
+        synthesize = synthesize_brats_case
     spec = BRATS_LAYOUTS[layout]
     pixdim = np.asarray(ensure_tuple_rep(spacing, 3), dtype=np.float64)
     shape = np.asarray(ensure_tuple_rep(spatial_size, 3))
@@ -206,7 +217,7 @@ def generate_synthetic_brats(
     written, training, test = [], [], []
     for i in range(num_cases):
         case = f"{prefix}_{i:05d}"
-        image, label = synthesize_brats_case(spatial_size, seed=np.random.default_rng([seed, i]), **kwargs)
+        image, label = synthesize(spatial_size, seed=np.random.default_rng([seed, i]), **kwargs)
         label = _to_convention(label, spec["labels"])
         labelled = i < num_cases - num_unlabeled
         if layout == "msd":

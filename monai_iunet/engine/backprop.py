@@ -14,15 +14,25 @@ to evaluate their residual function only once.
 Parameter gradients are returned through autograd (the parameters are inputs of the engine's
 ``autograd.Function``), so ``loss.backward()``, ``torch.autograd.grad`` and DistributedDataParallel's gradient
 hooks see them as usual. The engine never frees or overwrites a tensor it did not allocate.
+
+The recompute is invisible (:mod:`monai_iunet.engine.recompute`): it replays each module's forward RNG state,
+leaves running statistics as the forward left them, and reuses the output's memory only when the caller allows it
+and no hook can see it. What it cannot do, it refuses: higher-order gradients (``create_graph=True``) raise an
+error naming ``memory_efficient=False``. Under ``torch.compile`` the engine is an opaque region that runs eagerly
+(a graph break), so a compiled network stays memory-efficient.
 """
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+from monai_iunet.engine.recompute import RngRecord, RunningStats, replay_rng, set_rng_state_to
 
 if TYPE_CHECKING:
     from monai_iunet.engine.guard import ReconstructionGuard
@@ -71,6 +81,7 @@ def reconstruct(
     Returns:
         the module's input ``x`` and the gradient with respect to it.
     """
+    rng = replay_rng(module)  # the RNG state this module saw in forward, when the forward drew random numbers
     fused = getattr(module, "reconstruct", None)
     if fused is not None:
         return fused(y, grad_y, grads)
@@ -78,6 +89,7 @@ def reconstruct(
         x = module.inverse(y)
     del y
     params = trainable_parameters(module)
+    set_rng_state_to(rng)
     with torch.enable_grad():
         leaf = x.detach().requires_grad_(True)
         out = module(leaf)
@@ -92,20 +104,40 @@ def _autocast_state(device_type: str) -> tuple[bool, torch.dtype]:
     return torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
 
 
+_DOUBLE_BACKWARD = (
+    "memory-efficient backpropagation does not support higher-order gradients (create_graph=True, e.g. gradient "
+    "penalties or meta-learning): its backward reconstructs activations outside the autograd graph, so second "
+    "derivatives would be wrong. Build the network with memory_efficient=False (or set net.core.memory_efficient = "
+    "False for that step) to differentiate twice."
+)
+
+
 class MemoryEfficientFunction(torch.autograd.Function):
     """``y = module(x)`` without storing intermediates; backward reconstructs them from ``y``."""
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx, module: nn.Module, x: torch.Tensor, private: bool, guard: ReconstructionGuard | None, *params: nn.Parameter
+        ctx,
+        module: nn.Module,
+        x: torch.Tensor,
+        reuse_output_memory: bool,
+        guard: ReconstructionGuard | None,
+        preserve_rng_state: bool,
+        *params: nn.Parameter,
     ) -> torch.Tensor:
         ctx.module = module
-        ctx.private = private
+        ctx.reuse = reuse_output_memory
         ctx.guard = guard
         ctx.reference = x.detach().clone() if guard is not None and guard.due() else None
         ctx.device_type = x.device.type
         ctx.autocast = _autocast_state(x.device.type)
-        y = module(x)
+        ctx.rng = None
+        if preserve_rng_state:
+            with RngRecord(module, x) as record:
+                y = module(x)
+            ctx.rng = record if record else None
+        else:
+            y = module(x)
         if y is x or y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
             y = y.clone()
         ctx.save_for_backward(y)
@@ -113,10 +145,12 @@ class MemoryEfficientFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y: torch.Tensor):  # type: ignore[override]
+        if torch.is_grad_enabled():  # autograd runs backward in grad mode only for create_graph=True
+            raise RuntimeError(_DOUBLE_BACKWARD)
         (y,) = ctx.saved_tensors
-        # Reconstruct in place in the output's own memory only when the caller declared the output private and
-        # the graph is not retained for another backward; otherwise work on copies.
-        own = ctx.private and not _graph_is_retained()
+        # Reconstruct in place in the output's own memory only when the caller allowed it and the graph is not
+        # retained for another backward; otherwise work on copies.
+        own = ctx.reuse and not _graph_is_retained()
         if not own:
             y = y.clone()
         if own and grad_y.dtype == y.dtype and grad_y.is_contiguous():
@@ -126,41 +160,92 @@ class MemoryEfficientFunction(torch.autograd.Function):
         del grad_y
         grads: dict[nn.Parameter, torch.Tensor] = {}
         enabled, dtype = ctx.autocast
-        with torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled):
-            x_rec, grad_x = reconstruct(ctx.module, y, grad, grads)
+        stats = RunningStats(ctx.module)
+        try:
+            with torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled), _replaying(ctx.rng):
+                x_rec, grad_x = reconstruct(ctx.module, y, grad, grads)
+        finally:
+            stats.restore()  # the recompute must not update running statistics a second time
         if ctx.reference is not None:
             reference, ctx.reference = ctx.reference, None
             ctx.guard.check(reference, x_rec)
         del x_rec
         param_grads = [grads.get(p) for p in trainable_parameters(ctx.module)]
-        return (None, grad_x if ctx.needs_input_grad[1] else None, None, None, *param_grads)
+        return (None, grad_x if ctx.needs_input_grad[1] else None, None, None, None, *param_grads)
+
+
+def _replaying(record: RngRecord | None):
+    return record.replaying() if record is not None else contextlib.nullcontext()
 
 
 def _graph_is_retained() -> bool:
-    """Whether the running backward keeps the graph (``retain_graph=True``); assume so if torch cannot say."""
+    """Whether the running backward keeps the graph (``retain_graph=True``); assume so if torch cannot say.
+
+    Uses a private autograd call (``tests/engine/test_engine_corners.py`` checks it still exists and answers);
+    the fallback, copying instead of reusing the output's memory, is always correct.
+    """
     keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
-    return True if keep_graph is None else bool(keep_graph())
+    if keep_graph is None:
+        return True
+    try:
+        return bool(keep_graph())
+    except RuntimeError:
+        return True
+
+
+@torch.compiler.disable
+def _apply_opaque(
+    module: nn.Module,
+    x: torch.Tensor,
+    reuse_output_memory: bool,
+    guard: ReconstructionGuard | None,
+    preserve_rng_state: bool,
+    params: list[nn.Parameter],
+) -> torch.Tensor:
+    # torch.compile must not trace into the engine: traced, the Function would be inlined into the compiled graph
+    # and AOT autograd would save every block's activations again, so under compile this runs eagerly
+    return MemoryEfficientFunction.apply(module, x, reuse_output_memory, guard, preserve_rng_state, *params)
 
 
 def memory_efficient_apply(
-    module: nn.Module, x: torch.Tensor, private_output: bool = False, guard: ReconstructionGuard | None = None
+    module: nn.Module,
+    x: torch.Tensor,
+    reuse_output_memory: bool = False,
+    guard: ReconstructionGuard | None = None,
+    preserve_rng_state: bool = True,
+    private_output: bool | None = None,
 ) -> torch.Tensor:
     """``module(x)`` with memory-efficient backpropagation when a gradient is needed.
 
     Args:
         module: an invertible module (``forward`` and ``inverse``).
-        x: input tensor; it is never modified.
-        private_output: the caller guarantees that the output and its gradient are used by nothing that
-            still needs them when the backward pass reaches this module (e.g. the output only feeds a
-            convolution). The backward pass then reconstructs in place in their memory instead of copying
-            them, saving two activation copies. Leave it ``False`` for outputs handed to user code.
+        x: input tensor of any shape the module takes; it is never modified.
+        reuse_output_memory: the caller guarantees that the output and its gradient are used by nothing that
+            still needs them when the backward pass reaches this module (e.g. the output only feeds a convolution,
+            and no hook can see it). The backward pass then reconstructs in place in their memory instead of
+            copying them, saving two activation copies. It is ignored when the graph is retained. Leave it
+            ``False`` for outputs handed to user code.
         guard: optional :class:`ReconstructionGuard` checking the reconstruction now and then.
+        preserve_rng_state: replay, when the backward pass recomputes a module, the RNG state it saw in forward
+            (needed for dropout or stochastic depth inside the blocks; it costs nothing measurable when the
+            forward draws no random numbers). ``False`` skips recording it.
+        private_output: deprecated name of ``reuse_output_memory``.
 
     Returns:
-        ``module(x)``, connected to ``x`` and to the module's parameters by the engine's backward.
+        ``module(x)``, connected to ``x`` and to the module's parameters by the engine's backward, same shape as
+        ``module(x)``.
+
+    Raises:
+        RuntimeError: in backward, for higher-order gradients (``create_graph=True``).
     """
+    if private_output is not None:
+        warnings.warn(
+            "memory_efficient_apply(private_output=...) is deprecated; use reuse_output_memory=...",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        reuse_output_memory = bool(private_output)
     params = trainable_parameters(module)
-    exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
-    if exporting or not torch.is_grad_enabled() or not (x.requires_grad or params):
+    if torch.jit.is_tracing() or not torch.is_grad_enabled() or not (x.requires_grad or params):
         return module(x)
-    return MemoryEfficientFunction.apply(module, x, private_output, guard, *params)
+    return _apply_opaque(module, x, reuse_output_memory, guard, preserve_rng_state, params)

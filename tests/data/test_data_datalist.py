@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from monai_iunet.data import (
+    BROKEN_CASE_ADVICE,
     BrokenCaseError,
     build_datalist,
     case_name,
@@ -97,7 +98,7 @@ def test_case_name():
 
 
 def test_missing_and_empty_dataset_dir(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist.*--dataset_dir"):
+    with pytest.raises(FileNotFoundError, match="does not exist; give the folder that holds your cases"):
         build_datalist(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="no brain-tumour cases found.*BraTS 2023.*Decathlon"):
         build_datalist(tmp_path)
@@ -118,7 +119,10 @@ def test_missing_modality_names_case_and_file(brats_dir, tmp_path, caplog):
         build_datalist(root)
     message = str(error.value)
     assert "case SynthBraTS_00002" in message and str(missing) in message and "missing" in message
-    assert "--skip_broken_cases True" in message
+    assert message.endswith(BROKEN_CASE_ADVICE) and "skip_broken=True" in message
+    with pytest.raises(BrokenCaseError) as error:
+        build_datalist(root, advice="Pass --skip_broken_cases True.")  # a bundle words the advice in its own options
+    assert str(error.value).endswith("missing\nPass --skip_broken_cases True.")
     with caplog.at_level(logging.WARNING):
         datalist = build_datalist(root, skip_broken=True)
     assert "SynthBraTS_00002" not in [item["case"] for key in ("training", "validation") for item in datalist[key]]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from monai.transforms import Compose, LoadImaged, NormalizeIntensityd
 
-from monai_iunet.data import BrokenCaseError, CaseDataset, build_datalist, generate_synthetic_brats
+from monai_iunet.data import BROKEN_CASE_ADVICE, BrokenCaseError, CaseDataset, build_datalist, generate_synthetic_brats
 from monai_iunet.transforms import CheckCased
 
 
@@ -45,7 +45,9 @@ def test_broken_case_error_names_case_and_file(items, cache_rate):
     message = str(error.value)
     assert message.startswith("case SynthBraTS_00001: ")
     assert f"{items[1]['image'][2]} holds 1 NaN/Inf voxels" in message
-    assert "--skip_broken_cases True" in message
+    assert message.endswith(f"\n{BROKEN_CASE_ADVICE}")
+    with pytest.raises(BrokenCaseError, match=r"NaN/Inf voxels\nPass --skip_broken_cases True\.$"):
+        CaseDataset(items, TRANSFORM, cache_rate=cache_rate, advice="Pass --skip_broken_cases True.")[1]
 
 
 @pytest.mark.parametrize("cache_rate", [0.0, 1.0])

@@ -12,6 +12,7 @@ from monai_iunet.networks.blocks.resampling import (
     check_divisible,
     haar_matrix,
 )
+from monai_iunet.networks.enums import OrthogonalMethod, ResamplingInit
 
 __all__ = [
     "AdditiveCoupling",
@@ -19,6 +20,8 @@ __all__ = [
     "InvertibleChannelMixing",
     "InvertibleDownsampling",
     "InvertibleUpsampling",
+    "OrthogonalMethod",
+    "ResamplingInit",
     "alternating_couplings",
     "check_divisible",
     "haar_matrix",

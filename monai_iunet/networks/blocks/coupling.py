@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from monai.networks.layers.factories import Conv
+from monai.networks.layers.factories import Conv, split_args
 from monai.networks.layers.utils import get_act_layer, get_norm_layer
 from torch import nn
 
@@ -24,9 +24,10 @@ DEFAULT_NORM = ("group", {"num_groups": 1})
 DEFAULT_ACT = ("leakyrelu", {"negative_slope": 0.01})
 
 
-def _with_affine(norm: str | tuple) -> str | tuple:
+def _with_affine(norm: str | tuple) -> tuple:
     """Turn on the affine weight of norms that have it off by default (instance norm) so it can start at zero."""
-    name, args = (norm, {}) if isinstance(norm, str) else (norm[0], dict(norm[1]) if len(norm) > 1 else {})
+    name, args = split_args(norm)
+    args = dict(args)  # never change the caller's dict
     if str(name).lower() in ("instance", "batch", "instance_nvfuser"):
         args.setdefault("affine", True)
     if str(name).lower() == "group":
@@ -36,7 +37,8 @@ def _with_affine(norm: str | tuple) -> str | tuple:
 
 def _inplace_act(act: str | tuple) -> nn.Module:
     """An activation layer, in place where the activation supports it (its input is never needed again)."""
-    name, args = (act, {}) if isinstance(act, str) else (act[0], dict(act[1]) if len(act) > 1 else {})
+    name, args = split_args(act)
+    args = dict(args)  # never change the caller's dict
     if str(name).lower() in ("leakyrelu", "relu", "elu", "relu6"):
         args.setdefault("inplace", True)
     return get_act_layer((name, args))
@@ -127,14 +129,21 @@ class AdditiveCoupling(nn.Module):
         n_upd, n_cond = (first, channels - first) if not self.flip else (channels - first, first)
         self.fn = residual_function(spatial_dims, n_cond, n_upd, depth, kernel_size, norm, act)
 
+    def _bounds(self) -> tuple[int, int, int, int]:
+        """``(start, stop)`` of the updated channels, then of the conditioning ones (ints: TorchScript has no slices)."""
+        first = self.channels // 2
+        return (first, self.channels, 0, first) if self.flip else (0, first, first, self.channels)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        upd0, upd1, cond0, cond1 = self._bounds()
         y = x.clone()
-        y[:, self._upd] += self.fn(x[:, self._cond])
+        y[:, upd0:upd1] += self.fn(x[:, cond0:cond1])
         return y
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        upd0, upd1, cond0, cond1 = self._bounds()
         x = y.clone()
-        x[:, self._upd] -= self.fn(y[:, self._cond])
+        x[:, upd0:upd1] -= self.fn(y[:, cond0:cond1])
         return x
 
     def reconstruct(

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["ORTHOGONAL_METHODS", "skew_symmetric", "orthogonal_matrix"]
+from monai_iunet.networks.enums import OrthogonalMethod, resolve_option
 
-ORTHOGONAL_METHODS = ("exp", "cayley")
+__all__ = ["orthogonal_matrix", "skew_symmetric"]
 
 
 def skew_symmetric(theta: torch.Tensor) -> torch.Tensor:
@@ -33,22 +33,24 @@ def skew_symmetric(theta: torch.Tensor) -> torch.Tensor:
     return theta - theta.transpose(-1, -2)
 
 
-def orthogonal_matrix(theta: torch.Tensor, method: str = "exp") -> torch.Tensor:
+def orthogonal_matrix(theta: torch.Tensor, method: str | OrthogonalMethod = OrthogonalMethod.EXP) -> torch.Tensor:
     """Map ``theta`` of shape ``(..., n, n)`` to special orthogonal matrices of the same shape.
 
     Args:
         theta: unconstrained parameter, shape ``(..., n, n)``; only its skew-symmetric part matters,
             so any symmetric ``theta`` gives the identity.
-        method: ``"exp"`` (matrix exponential) or ``"cayley"`` (Cayley transform).
+        method: an :class:`OrthogonalMethod` or its value: ``"exp"`` (matrix exponential) or ``"cayley"``
+            (Cayley transform).
 
     Returns:
         orthogonal matrices with determinant one, shape ``(..., n, n)``.
+
+    Raises:
+        ValueError: when ``method`` is not an :class:`OrthogonalMethod` (the message lists them).
     """
-    method = str(method).lower()
+    method = resolve_option(method, OrthogonalMethod, "method")
     skew = skew_symmetric(theta)
-    if method == "exp":
+    if method == OrthogonalMethod.EXP:
         return torch.linalg.matrix_exp(skew)
-    if method == "cayley":
-        eye = torch.eye(skew.shape[-1], dtype=skew.dtype, device=skew.device).expand_as(skew)
-        return torch.linalg.solve(eye - 0.5 * skew, eye + 0.5 * skew)
-    raise ValueError(f"method must be one of {ORTHOGONAL_METHODS}, got {method!r}.")
+    eye = torch.eye(skew.shape[-1], dtype=skew.dtype, device=skew.device).expand_as(skew)
+    return torch.linalg.solve(eye - 0.5 * skew, eye + 0.5 * skew)

@@ -11,37 +11,42 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.utils import ensure_tuple_rep
 from torch import nn
 
-from monai_iunet.networks.blocks.orthogonal import ORTHOGONAL_METHODS, orthogonal_matrix
+from monai_iunet.networks.blocks.orthogonal import orthogonal_matrix
+from monai_iunet.networks.enums import OrthogonalMethod, ResamplingInit, resolve_option
 
 __all__ = [
-    "RESAMPLING_INITS",
     "InvertibleDownsampling",
     "InvertibleUpsampling",
     "check_divisible",
     "dct_matrix",
-    "haar_matrix",
     "ensure_tuple_stride",
+    "haar_matrix",
 ]
 
-RESAMPLING_INITS = ("haar", "pixel_shuffle")
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
 def ensure_tuple_stride(stride: int | Sequence[int], spatial_dims: int) -> tuple[int, ...]:
-    """Return ``stride`` as a tuple of ``spatial_dims`` positive ints."""
-    if isinstance(stride, (int, np.integer)):
-        stride = (int(stride),) * spatial_dims
-    stride = tuple(int(s) for s in stride)
-    if len(stride) != spatial_dims or any(s < 1 for s in stride):
-        raise ValueError(f"stride must be a positive int or a sequence of {spatial_dims} positive ints, got {stride}.")
-    return stride
+    """Return ``stride`` as a tuple of ``spatial_dims`` positive ints (:func:`monai.utils.ensure_tuple_rep`).
+
+    Raises:
+        ValueError: when ``stride`` is neither one positive int nor ``spatial_dims`` of them.
+    """
+    try:
+        result = tuple(int(s) for s in ensure_tuple_rep(stride, spatial_dims))
+    except (TypeError, ValueError):
+        result = None
+    if result is None or any(s < 1 for s in result):
+        raise ValueError(
+            f"stride must be a positive int or a sequence of {spatial_dims} positive ints, got {stride!r}."
+        )
+    return result
 
 
 def check_divisible(spatial_shape: Sequence[int], factor: Sequence[int], hint: str = "") -> None:
@@ -92,8 +97,8 @@ class _OrthogonalResampling(nn.Module):
         spatial_dims: int,
         channels: int,
         stride: int | Sequence[int] = 2,
-        method: str = "exp",
-        init: str | torch.Tensor = "haar",
+        method: OrthogonalMethod | str = OrthogonalMethod.EXP,
+        init: ResamplingInit | str | torch.Tensor = ResamplingInit.HAAR,
         learnable: bool = True,
     ) -> None:
         super().__init__()
@@ -101,24 +106,17 @@ class _OrthogonalResampling(nn.Module):
             raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}.")
         if int(channels) < 1:
             raise ValueError(f"channels must be a positive int, got {channels}.")
-        method = str(method).lower()
-        if method not in ORTHOGONAL_METHODS:
-            raise ValueError(f"method must be one of {ORTHOGONAL_METHODS}, got {method!r}.")
         self.spatial_dims = spatial_dims
         self.channels = int(channels)
         self.stride = ensure_tuple_stride(stride, spatial_dims)
         self.sigma = math.prod(self.stride)
-        self.method = method
+        self.method = resolve_option(method, OrthogonalMethod, "method")
 
         sigma = self.sigma
         theta = torch.zeros(self.channels, sigma, sigma)
         self.haar_base = False
         if isinstance(init, str):
-            init_name = init.lower()
-            if init_name == "haar":
-                self.haar_base = True
-            elif init_name != "pixel_shuffle":
-                raise ValueError(f"init must be one of {RESAMPLING_INITS} or a tensor, got {init!r}.")
+            self.haar_base = resolve_option(init, ResamplingInit, "init") == ResamplingInit.HAAR
         else:
             given = torch.as_tensor(init, dtype=torch.get_default_dtype())
             if given.shape not in ((sigma, sigma), (self.channels, sigma, sigma)):
@@ -131,8 +129,8 @@ class _OrthogonalResampling(nn.Module):
             self.theta = nn.Parameter(theta)
         else:
             self.register_buffer("theta", theta)
-        # kept in float64 (not saved: it follows from init) so that a float64 network is exactly orthogonal
-        self.register_buffer("base", haar_matrix(self.stride) if self.haar_base else None, persistent=False)
+        # The fixed Haar base is not a buffer: `.float()` would cast a buffer down and `.double()` could not bring
+        # the lost digits back. It is rebuilt in float64 where it is used (see base()), so float64 stays exact.
         self.register_buffer("frozen_kernel", None, persistent=False)
 
     def freeze(self) -> None:
@@ -140,36 +138,68 @@ class _OrthogonalResampling(nn.Module):
         with torch.no_grad():
             self.frozen_kernel = self.kernel()
 
+    def base(self, like: torch.Tensor) -> torch.Tensor | None:
+        """The fixed base matrix, shape ``(σ, σ)``, computed in float64 and cast to ``like``'s dtype and device
+        (``None`` for ``init="pixel_shuffle"`` or a given ``theta``: the identity)."""
+        return haar_matrix(self.stride).to(like) if self.haar_base else None
+
     def matrix(self) -> torch.Tensor:
         """The per-channel orthogonal matrices, shape ``(channels, σ, σ)``."""
         rotation = orthogonal_matrix(self.theta, self.method)
-        return rotation if self.base is None else rotation @ self.base.to(rotation.dtype)
+        base = self.base(rotation)
+        return rotation if base is None else rotation @ base
 
     def kernel(self) -> torch.Tensor:
         """The matrices' rows reordered into filters, shape ``(channels * σ, 1, *stride)`` (paper's ``R``)."""
-        if self.frozen_kernel is not None:
-            return self.frozen_kernel
-        return self.matrix().reshape(self.channels * self.sigma, 1, *self.stride)
+        frozen = self.frozen_kernel
+        if frozen is not None:
+            return frozen
+        if torch.jit.is_scripting():  # TorchScript compiles only this branch
+            raise RuntimeError("only a frozen kernel can be scripted: script IUNet.for_export() (or call freeze()).")
+        else:
+            return self.matrix().reshape(self.channels * self.sigma, 1, *self.stride)
 
     def _weight(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.kernel()
-        # Under autocast the convolution runs in the autocast dtype anyway; outside it, follow the input.
-        return weight if torch.is_autocast_enabled(x.device.type) else weight.to(x.dtype)
+        if torch.jit.is_scripting():  # an exported model runs without autocast
+            return weight.to(x.dtype)
+        else:
+            # Under autocast the convolution runs in the autocast dtype anyway; outside it, follow the input.
+            return weight if torch.is_autocast_enabled(x.device.type) else weight.to(x.dtype)
+
+    def _conv(self, x: torch.Tensor, transposed: bool) -> torch.Tensor:
+        """The grouped convolution (transposed: its inverse) with the kernel, spelled out per dimension for TorchScript."""
+        weight, stride, groups = self._weight(x), self.stride, self.channels
+        if self.spatial_dims == 3:
+            if transposed:
+                return F.conv_transpose3d(x, weight, None, stride, 0, 0, groups)
+            return F.conv3d(x, weight, None, stride, 0, 1, groups)
+        if self.spatial_dims == 2:
+            if transposed:
+                return F.conv_transpose2d(x, weight, None, stride, 0, 0, groups)
+            return F.conv2d(x, weight, None, stride, 0, 1, groups)
+        if transposed:
+            return F.conv_transpose1d(x, weight, None, stride, 0, 0, groups)
+        return F.conv1d(x, weight, None, stride, 0, 1, groups)
 
     def _down(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] != self.channels:
-            raise ValueError(f"expected {self.channels} channels at full resolution, got {x.shape[1]}.")
-        check_divisible(x.shape[2:], self.stride, hint=f" (stride {self.stride} of invertible downsampling)")
-        return _CONV[self.spatial_dims](x, self._weight(x), stride=self.stride, groups=self.channels)
+        if not torch.jit.is_scripting():
+            if x.shape[1] != self.channels:
+                raise ValueError(f"expected {self.channels} channels at full resolution, got {x.shape[1]}.")
+            check_divisible(x.shape[2:], self.stride, hint=f" (stride {self.stride} of invertible downsampling)")
+        return self._conv(x, transposed=False)
 
     def _up(self, y: torch.Tensor) -> torch.Tensor:
-        if y.shape[1] != self.channels * self.sigma:
-            raise ValueError(f"expected {self.channels * self.sigma} channels at low resolution, got {y.shape[1]}.")
-        return _CONV_T[self.spatial_dims](y, self._weight(y), stride=self.stride, groups=self.channels)
+        if not torch.jit.is_scripting():
+            if y.shape[1] != self.channels * self.sigma:
+                raise ValueError(
+                    f"expected {self.channels * self.sigma} channels at low resolution, got {y.shape[1]}."
+                )
+        return self._conv(y, transposed=True)
 
     def extra_repr(self) -> str:
         learnable = isinstance(self.theta, nn.Parameter)
-        return f"channels={self.channels}, stride={self.stride}, method={self.method!r}, learnable={learnable}"
+        return f"channels={self.channels}, stride={self.stride}, method='{self.method}', learnable={learnable}"
 
 
 class InvertibleDownsampling(_OrthogonalResampling):
@@ -182,16 +212,22 @@ class InvertibleDownsampling(_OrthogonalResampling):
         spatial_dims: number of spatial dimensions, 1, 2 or 3.
         in_channels: number of input channels ``C``; each gets its own orthogonal matrix.
         stride: int or one int per spatial axis (anisotropic, e.g. ``(1, 2, 2)``); also the kernel size.
-        method: ``"exp"`` (matrix exponential) or ``"cayley"``: how ``theta`` is mapped to SO(σ).
-        init: ``"haar"`` (the N-D Haar transform), ``"pixel_shuffle"`` (the identity matrix, i.e. space-to-depth)
-            or a tensor ``theta`` of shape ``(σ, σ)`` or ``(in_channels, σ, σ)`` applied to the identity.
+        method: how ``theta`` is mapped to SO(σ), an :class:`~monai_iunet.networks.enums.OrthogonalMethod` or
+            its value: ``"exp"`` (matrix exponential) or ``"cayley"``.
+        init: a :class:`~monai_iunet.networks.enums.ResamplingInit` or its value, ``"haar"`` (the N-D Haar
+            transform) or ``"pixel_shuffle"`` (the identity matrix, i.e. space-to-depth), or a tensor ``theta`` of
+            shape ``(σ, σ)`` or ``(in_channels, σ, σ)`` applied to the identity.
         learnable: whether ``theta`` is a trainable parameter.
 
     Examples::
 
         >>> down = InvertibleDownsampling(spatial_dims=3, in_channels=4, stride=(1, 2, 2))
-        >>> y = down(torch.randn(1, 4, 8, 16, 16))  # (1, 16, 8, 8, 8)
+        >>> x = torch.randn(1, 4, 8, 16, 16)
+        >>> y = down(x)
+        >>> y.shape
+        torch.Size([1, 16, 8, 8, 8])
         >>> torch.allclose(down.inverse(y), x, atol=1e-6)
+        True
     """
 
     def __init__(
@@ -199,8 +235,8 @@ class InvertibleDownsampling(_OrthogonalResampling):
         spatial_dims: int,
         in_channels: int,
         stride: int | Sequence[int] = 2,
-        method: str = "exp",
-        init: str | torch.Tensor = "haar",
+        method: OrthogonalMethod | str = OrthogonalMethod.EXP,
+        init: ResamplingInit | str | torch.Tensor = ResamplingInit.HAAR,
         learnable: bool = True,
     ) -> None:
         super().__init__(spatial_dims, in_channels, stride, method, init, learnable)
@@ -224,8 +260,9 @@ class InvertibleUpsampling(_OrthogonalResampling):
         spatial_dims: number of spatial dimensions, 1, 2 or 3.
         in_channels: number of (low-resolution) input channels ``C``; must be divisible by ``σ = prod(stride)``.
         stride: int or one int per spatial axis.
-        method: ``"exp"`` or ``"cayley"``.
-        init: ``"haar"``, ``"pixel_shuffle"`` or a tensor ``theta`` of shape ``(σ, σ)`` or ``(C / σ, σ, σ)``.
+        method: ``"exp"`` or ``"cayley"`` (:class:`~monai_iunet.networks.enums.OrthogonalMethod`).
+        init: ``"haar"``, ``"pixel_shuffle"`` (:class:`~monai_iunet.networks.enums.ResamplingInit`) or a tensor
+            ``theta`` of shape ``(σ, σ)`` or ``(C / σ, σ, σ)``.
         learnable: whether ``theta`` is a trainable parameter.
     """
 
@@ -234,8 +271,8 @@ class InvertibleUpsampling(_OrthogonalResampling):
         spatial_dims: int,
         in_channels: int,
         stride: int | Sequence[int] = 2,
-        method: str = "exp",
-        init: str | torch.Tensor = "haar",
+        method: OrthogonalMethod | str = OrthogonalMethod.EXP,
+        init: ResamplingInit | str | torch.Tensor = ResamplingInit.HAAR,
         learnable: bool = True,
     ) -> None:
         sigma = math.prod(ensure_tuple_stride(stride, spatial_dims))

@@ -20,10 +20,18 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.utils import deprecated_arg, ensure_tuple_rep
 from torch import nn
 
-from monai_iunet.engine import InvertibleSequence, ReconstructionGuard, memory_efficient_apply, reconstruct
-from monai_iunet.engine.memcnn_adapter import wrap_with_memcnn
+from monai_iunet.engine import (
+    InvertibleSequence,
+    ReconstructionGuard,
+    check_invertible,
+    memory_efficient_apply,
+    reconstruct,
+)
+from monai_iunet.engine.memcnn_adapter import memcnn_apply, wrap_with_memcnn
+from monai_iunet.engine.recompute import hooks_observe
 from monai_iunet.networks.blocks.coupling import DEFAULT_ACT, DEFAULT_NORM, alternating_couplings
 from monai_iunet.networks.blocks.resampling import (
     InvertibleDownsampling,
@@ -31,11 +39,37 @@ from monai_iunet.networks.blocks.resampling import (
     check_divisible,
     ensure_tuple_stride,
 )
+from monai_iunet.networks.enums import BackpropEngine, OrthogonalMethod, PaddingMode, ResamplingInit, resolve_option
 
-__all__ = ["ENGINES", "PAD_MODES", "InvertibleSkip", "InvertibleUNet", "per_level_strides", "split_channels"]
+__all__ = ["InvertibleSkip", "InvertibleUNet", "blocks_per_level", "per_level_strides", "split_channels"]
 
-ENGINES = ("default", "memcnn")
-PAD_MODES = ("constant", "reflect", "replicate", None)
+
+@torch.jit.script_if_tracing
+def pad_to_multiple(x: torch.Tensor, multiple: list[int], mode: str = "constant") -> torch.Tensor:
+    """Pad the end of each spatial axis of ``x`` to a multiple of ``multiple`` (``mode="none"``: raise instead).
+
+    Scripted when traced, so that a traced network pads every input size, not only the one it was traced at. It
+    returns a new tensor even with nothing to pad, so that a tracer never takes the result for ``x``.
+    """
+    widths: list[int] = []
+    for i in range(x.dim() - 3, -1, -1):
+        size = x.shape[i + 2]
+        widths += [0, (multiple[i] - size % multiple[i]) % multiple[i]]
+    if mode == "none":
+        if max(widths) == 0:
+            return x
+        raise ValueError(
+            f"spatial size {x.shape[2:]} is not divisible by {multiple}; build the network with pad='constant'."
+        )
+    return F.pad(x, widths, mode=mode)
+
+
+@torch.jit.script_if_tracing
+def crop_like(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Crop the spatial axes of ``y`` (from the start) to those of ``x``, undoing :func:`pad_to_multiple`."""
+    for i in range(x.dim() - 2):
+        y = y.narrow(i + 2, 0, x.shape[i + 2])
+    return y
 
 
 class InvertibleSkip(nn.Module):
@@ -125,13 +159,29 @@ def per_level_strides(
     return [ensure_tuple_stride(s, spatial_dims) for s in strides]
 
 
-def _per_level(value, num: int, name: str) -> list:
-    if isinstance(value, (int, str)) or value is None:
-        return [value] * num
-    value = list(value)
-    if len(value) != num:
-        raise ValueError(f"{name} must be a single value or a sequence of length {num}, got {len(value)}.")
-    return value
+def blocks_per_level(blocks: int | Sequence[int], levels: int) -> list[int]:
+    """The number of invertible blocks per side at each of the ``levels`` levels (:func:`ensure_tuple_rep`).
+
+    Raises:
+        ValueError: when ``blocks`` is neither one non-negative int nor one per level.
+    """
+    try:
+        result = [int(b) for b in ensure_tuple_rep(blocks, levels)]
+    except (TypeError, ValueError):
+        result = None
+    if result is None or any(b < 0 for b in result):
+        raise ValueError(
+            f"blocks must be one non-negative int or one per level (len(channels) = {levels}), got {blocks!r}."
+        )
+    return result
+
+
+def _user_block(block_factory: Callable[[int, int, int], nn.Module], spatial_dims: int, channels: int, index: int):
+    """Build block ``index`` with the user's factory and check that it keeps the invertible protocol."""
+    return check_invertible(
+        block_factory(spatial_dims, channels, index),
+        what=f"the module returned by block_factory({spatial_dims}, {channels}, {index})",
+    )
 
 
 class InvertibleUNet(nn.Module):
@@ -156,33 +206,64 @@ class InvertibleUNet(nn.Module):
         kernel_size: convolution kernel size in the residual functions.
         norm: MONAI norm name or ``(name, args)``; default layer normalisation (GroupNorm, one group).
         act: MONAI activation name or ``(name, args)``; default LeakyReLU.
-        channel_mixing: put an orthogonal 1×1 convolution before every coupling.
-        resampling_method: ``"exp"`` or ``"cayley"``, see :class:`~monai_iunet.networks.blocks.InvertibleDownsampling`.
-        resampling_init: ``"haar"``, ``"pixel_shuffle"`` or a tensor ``theta``.
+        channel_mixing: put an orthogonal 1×1 convolution
+            (:class:`~monai_iunet.networks.blocks.InvertibleChannelMixing`) before every coupling.
+        resampling_method: how the up/downsampling's ``theta`` becomes an orthogonal matrix, an
+            :class:`~monai_iunet.networks.enums.OrthogonalMethod` or its value: ``"exp"`` or ``"cayley"``.
+        resampling_init: a :class:`~monai_iunet.networks.enums.ResamplingInit` or its value, ``"haar"`` or
+            ``"pixel_shuffle"``, or a tensor ``theta``
+            (see :class:`~monai_iunet.networks.blocks.InvertibleDownsampling`).
         learnable_resampling: train the up/downsampling.
         pad: how inputs whose spatial size is not divisible by :attr:`total_stride` are padded (at the end of
-            each axis) and cropped back: ``"constant"`` (zeros), ``"reflect"``, ``"replicate"``, or ``None``
-            to reject them with an error naming the nearest valid size.
+            each axis) and cropped back, a :class:`~monai_iunet.networks.enums.PaddingMode` or its value:
+            ``"constant"`` (zeros), ``"reflect"``, ``"replicate"``; or ``None`` to reject them with an error
+            naming the nearest valid size.
         memory_efficient: reconstruct activations in backward instead of storing them; ``False`` gives
             ordinary autograd through the same weights.
-        engine: ``"default"`` (this package's engine) or ``"memcnn"`` (memcnn's ``InvertibleModuleWrapper``
-            around each block, as in the paper; needs ``pip install memcnn``).
-        block: optional factory ``block(spatial_dims, channels, index) -> module`` with ``forward``/``inverse``
-            to use instead of additive couplings.
+        engine: a :class:`~monai_iunet.networks.enums.BackpropEngine` or its value: ``"default"`` (this
+            package's engine) or ``"memcnn"`` (memcnn's ``InvertibleModuleWrapper`` around each block, as in the
+            paper; needs ``pip install memcnn``).
+        block_factory: optional ``block_factory(spatial_dims, channels, index) -> nn.Module`` building the
+            invertible blocks (``forward`` and ``inverse``, same shape in and out) used instead of additive
+            couplings; ``index`` counts the blocks from 0. Checked for ``inverse`` at construction.
         guard: optional :class:`~monai_iunet.engine.ReconstructionGuard` that checks the memory-efficient
             engine's reconstruction against the true input every so often (numerical drift).
+        preserve_rng_state: replay in backward the RNG state each block saw in forward, so random layers in
+            blocks (dropout, stochastic depth) recompute exactly; ``False`` skips recording it (both engines).
+        block: deprecated name of ``block_factory`` (a ``DeprecationWarning``; easily confused with ``blocks``).
 
     Shapes:
         ``forward``/``inverse``: ``(N, channels[0], *S)`` → ``(N, channels[0], *S)``.
 
+    Raises:
+        ValueError: for unreachable ``channels`` (naming the nearest reachable ones), ambiguous ``strides``
+            (showing both spellings) and unknown options (listing the choices).
+        NoInverseError: when a module built by ``block_factory`` has no ``inverse``.
+
     Examples::
 
         >>> core = InvertibleUNet(spatial_dims=3, channels=(16, 32, 64), blocks=2)
-        >>> print(core.layout())
-        >>> y = core(torch.randn(1, 16, 32, 32, 32))
-        >>> x = core.inverse(y)
+        >>> print(core.layout())  # doctest: +NORMALIZE_WHITESPACE
+        level  scale        channels  blocks  down  skip  stride
+        0      1/1x1x1      16        2+2    4     12    (2, 2, 2)
+        1      1/2x2x2      32        2+2    8     24    (2, 2, 2)
+        2      1/4x4x4      64        2+2    0     -     -
+        total stride (4, 4, 4), 147,360 core parameters, memory_efficient=True, engine='default'
+        >>> x = torch.randn(1, 16, 16, 16, 16)
+        >>> y = core(x)
+        >>> y.shape
+        torch.Size([1, 16, 16, 16, 16])
+        >>> torch.allclose(core.inverse(y), x, atol=1e-5)
+        True
     """
 
+    @deprecated_arg(
+        name="block",
+        since="0.1.0",
+        new_name="block_factory",
+        msg_suffix="please use `block_factory` instead (`blocks` is the number of blocks).",
+        warning_category=DeprecationWarning,
+    )
     def __init__(
         self,
         spatial_dims: int,
@@ -194,14 +275,16 @@ class InvertibleUNet(nn.Module):
         norm: str | tuple = DEFAULT_NORM,
         act: str | tuple = DEFAULT_ACT,
         channel_mixing: bool = False,
-        resampling_method: str = "exp",
-        resampling_init: str | torch.Tensor = "haar",
+        resampling_method: OrthogonalMethod | str = OrthogonalMethod.EXP,
+        resampling_init: ResamplingInit | str | torch.Tensor = ResamplingInit.HAAR,
         learnable_resampling: bool = True,
-        pad: str | None = "constant",
+        pad: PaddingMode | str | None = PaddingMode.CONSTANT,
         memory_efficient: bool = True,
-        engine: str = "default",
-        block: Callable[[int, int, int], nn.Module] | None = None,
+        engine: BackpropEngine | str = BackpropEngine.DEFAULT,
+        block_factory: Callable[[int, int, int], nn.Module] | None = None,
         guard: ReconstructionGuard | None = None,
+        preserve_rng_state: bool = True,
+        block: Callable[[int, int, int], nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if spatial_dims not in (1, 2, 3):
@@ -210,32 +293,36 @@ class InvertibleUNet(nn.Module):
         if len(channels) < 1:
             raise ValueError("channels must name at least one level.")
         levels = len(channels)
-        engine = str(engine).lower()
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}.")
-        if pad is not None and str(pad).lower() not in PAD_MODES:
-            raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}.")
+        if block is not None and block_factory is not block:
+            raise ValueError("pass the block factory once, as block_factory= (block= is its deprecated name).")
 
         self.spatial_dims = spatial_dims
         self.channels = channels
         self.strides = per_level_strides(strides, spatial_dims, levels)
-        self.blocks = [int(b) for b in _per_level(blocks, levels, "blocks")]
+        self.blocks = blocks_per_level(blocks, levels)
         self.splits = split_channels(channels, [math.prod(s) for s in self.strides])
         self.total_stride = tuple(math.prod(s[i] for s in self.strides) for i in range(spatial_dims))
-        self.pad = None if pad is None else str(pad).lower()
+        self.pad = None if pad is None else resolve_option(pad, PaddingMode, "pad")
         self.memory_efficient = bool(memory_efficient)
-        self.engine = engine
+        self.engine = resolve_option(engine, BackpropEngine, "engine")
         self.guard = guard
+        self.preserve_rng_state = bool(preserve_rng_state)
         self._warned_pad = False
 
         block_kwargs = dict(depth=block_depth, kernel_size=kernel_size, norm=norm, act=act)
-        resampling_kwargs = dict(method=resampling_method, init=resampling_init, learnable=learnable_resampling)
+        resampling_kwargs = dict(
+            method=resolve_option(resampling_method, OrthogonalMethod, "resampling_method"),
+            init=resolve_option(resampling_init, ResamplingInit, "resampling_init")
+            if isinstance(resampling_init, str)
+            else resampling_init,
+            learnable=learnable_resampling,
+        )
         counter = iter(range(10**9))
 
         def side(level: int, start_flip: bool) -> list[nn.Module]:
             c = channels[level]
-            if block is not None:
-                return [block(spatial_dims, c, next(counter)) for _ in range(self.blocks[level])]
+            if block_factory is not None:
+                return [_user_block(block_factory, spatial_dims, c, next(counter)) for _ in range(self.blocks[level])]
             return list(
                 alternating_couplings(
                     spatial_dims, c, self.blocks[level], start_flip, channel_mixing=channel_mixing, **block_kwargs
@@ -256,7 +343,7 @@ class InvertibleUNet(nn.Module):
             return modules + side(level, start_flip=bool(self.blocks[level] % 2))
 
         self.body = InvertibleSequence(*level_modules(0))
-        if engine == "memcnn":
+        if self.engine == BackpropEngine.MEMCNN:
             wrap_with_memcnn(self.body, skip=(InvertibleDownsampling, InvertibleUpsampling))
 
     def _padding(self, spatial_shape: Sequence[int]) -> list[int]:
@@ -290,22 +377,44 @@ class InvertibleUNet(nn.Module):
             return y
         return y[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
 
-    def forward(self, x: torch.Tensor, private_output: bool = False) -> torch.Tensor:
+    def _forward_export(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference through the body, padding computed in the graph: a traced or scripted core takes any size."""
+        padded = pad_to_multiple(x, list(self.total_stride), "none" if self.pad is None else self.pad)
+        return crop_like(self.body(padded), x)
+
+    def forward(
+        self, x: torch.Tensor, reuse_output_memory: bool = False, private_output: bool | None = None
+    ) -> torch.Tensor:
         """Map ``x`` of shape ``(N, channels[0], *S)`` to the same shape.
 
-        ``private_output=True`` promises that the output (and its gradient) is only consumed by a layer that
-        has finished with it when the backward pass reaches the core, such as :class:`~monai_iunet.IUNet`'s
-        projection; the engine then reconstructs in place in its memory, see
-        :func:`~monai_iunet.engine.memory_efficient_apply`.
+        Args:
+            x: input, shape ``(N, channels[0], *S)``; never modified.
+            reuse_output_memory: promise that the output (and its gradient) is only consumed by a layer that has
+                finished with it when the backward pass reaches the core, such as :class:`~monai_iunet.IUNet`'s
+                projection; the engine then reconstructs in place in its memory instead of copying it (see
+                :func:`~monai_iunet.engine.memory_efficient_apply`). Ignored while a hook on the core could see
+                the output or its gradient.
+            private_output: deprecated name of ``reuse_output_memory``.
         """
+        if torch.jit.is_scripting() or torch.jit.is_tracing():  # exported: TorchScript compiles only this branch
+            return self._forward_export(x)
+        if private_output is not None:
+            warnings.warn(
+                "InvertibleUNet.forward(private_output=...) is deprecated; use reuse_output_memory=...",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            reuse_output_memory = bool(private_output)
         x, spatial = self._pad(x)
         if not self.memory_efficient:
-            y = self.body(x)
-        elif self.engine == "memcnn":
-            # memcnn frees each wrapped block's input storage: never hand it a tensor someone else holds
-            y = self.body(x.clone() if torch.is_grad_enabled() else x)
+            y = self.body(x)  # ordinary autograd; memcnn's blocks, if any, are plain blocks here
+        elif self.engine == BackpropEngine.MEMCNN:
+            y = memcnn_apply(self.body, x, preserve_rng_state=self.preserve_rng_state)
         else:
-            y = memory_efficient_apply(self.body, x, private_output=private_output, guard=self.guard)
+            reuse = reuse_output_memory and not hooks_observe(self)
+            y = memory_efficient_apply(
+                self.body, x, reuse_output_memory=reuse, guard=self.guard, preserve_rng_state=self.preserve_rng_state
+            )
         return self._crop(y, spatial)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
@@ -329,7 +438,7 @@ class InvertibleUNet(nn.Module):
                 scale = tuple(a * b for a, b in zip(scale, self.strides[level]))
         params = sum(p.numel() for p in self.parameters())
         rows.append(
-            f"total stride {self.total_stride}, {params:,} parameters, "
-            f"memory_efficient={self.memory_efficient}, engine={self.engine!r}"
+            f"total stride {self.total_stride}, {params:,} core parameters, "
+            f"memory_efficient={self.memory_efficient}, engine='{self.engine}'"
         )
         return "\n".join(rows)

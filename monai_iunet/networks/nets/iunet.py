@@ -7,10 +7,13 @@ from collections.abc import Callable, Sequence
 
 import torch
 from monai.networks.layers.factories import Conv
+from monai.utils import deprecated_arg
 from torch import nn
 
 from monai_iunet.engine import ReconstructionGuard
+from monai_iunet.engine.recompute import hooks_observe
 from monai_iunet.networks.blocks.coupling import DEFAULT_ACT, DEFAULT_NORM
+from monai_iunet.networks.enums import BackpropEngine, OrthogonalMethod, PaddingMode, ResamplingInit
 from monai_iunet.networks.nets.invertible_unet import InvertibleUNet
 
 __all__ = ["IUNet", "IUnet", "Iunet", "iunet"]
@@ -43,27 +46,45 @@ class IUNet(nn.Module):
         norm: MONAI norm name or ``(name, args)``; default layer normalisation.
         act: MONAI activation name or ``(name, args)``; default LeakyReLU.
         channel_mixing: orthogonal 1×1 convolution before each coupling.
-        resampling_method: ``"exp"`` or ``"cayley"``.
-        resampling_init: ``"haar"``, ``"pixel_shuffle"`` or a tensor ``theta``.
+        resampling_method: ``"exp"`` or ``"cayley"`` (:class:`~monai_iunet.networks.enums.OrthogonalMethod`).
+        resampling_init: ``"haar"``, ``"pixel_shuffle"`` (:class:`~monai_iunet.networks.enums.ResamplingInit`)
+            or a tensor ``theta``.
         learnable_resampling: train the invertible up/downsampling.
-        pad: ``"constant"``, ``"reflect"``, ``"replicate"`` or ``None`` for spatial sizes not divisible by
-            :attr:`total_stride` (``None`` rejects them).
+        pad: ``"constant"``, ``"reflect"``, ``"replicate"`` (:class:`~monai_iunet.networks.enums.PaddingMode`) or
+            ``None`` for spatial sizes not divisible by :attr:`total_stride` (``None`` rejects them).
         memory_efficient: memory-efficient backpropagation through the core (``False``: ordinary autograd).
-        engine: ``"default"`` or ``"memcnn"``.
-        block: optional factory for custom invertible blocks, see :class:`~monai_iunet.networks.nets.InvertibleUNet`.
+        engine: ``"default"`` or ``"memcnn"`` (:class:`~monai_iunet.networks.enums.BackpropEngine`).
+        block_factory: optional ``block_factory(spatial_dims, channels, index) -> nn.Module`` for custom
+            invertible blocks, see :class:`~monai_iunet.networks.nets.InvertibleUNet`.
         guard: optional :class:`~monai_iunet.engine.ReconstructionGuard` for numerical drift.
+        preserve_rng_state: replay each block's forward RNG state when the backward pass recomputes it (random
+            layers such as dropout in a custom block); ``False`` skips recording it.
+        block: deprecated name of ``block_factory`` (a ``DeprecationWarning``).
 
     Shapes:
         ``(N, in_channels, *S)`` → ``(N, out_channels, *S)``, for any spatial size ``S``.
+
+    Raises:
+        ValueError: for non-positive ``in_channels``/``out_channels`` and every error of
+            :class:`~monai_iunet.networks.nets.InvertibleUNet`.
 
     Examples::
 
         # BraTS: 4 MRI modalities in, TC/WT/ET logits out
         >>> net = IUNet(spatial_dims=3, in_channels=4, out_channels=3, channels=(16, 32, 64, 128), blocks=2)
-        >>> net(torch.randn(1, 4, 96, 96, 96)).shape
-        torch.Size([1, 3, 96, 96, 96])
+        >>> net(torch.randn(1, 4, 32, 32, 32)).shape
+        torch.Size([1, 3, 32, 32, 32])
+        >>> net.layout().splitlines()[-1]
+        'IUNet: 592,675 parameters (lift 80 + core 592,544 + project 51)'
     """
 
+    @deprecated_arg(
+        name="block",
+        since="0.1.0",
+        new_name="block_factory",
+        msg_suffix="please use `block_factory` instead (`blocks` is the number of blocks).",
+        warning_category=DeprecationWarning,
+    )
     def __init__(
         self,
         spatial_dims: int,
@@ -77,14 +98,16 @@ class IUNet(nn.Module):
         norm: str | tuple = DEFAULT_NORM,
         act: str | tuple = DEFAULT_ACT,
         channel_mixing: bool = False,
-        resampling_method: str = "exp",
-        resampling_init: str | torch.Tensor = "haar",
+        resampling_method: OrthogonalMethod | str = OrthogonalMethod.EXP,
+        resampling_init: ResamplingInit | str | torch.Tensor = ResamplingInit.HAAR,
         learnable_resampling: bool = True,
-        pad: str | None = "constant",
+        pad: PaddingMode | str | None = PaddingMode.CONSTANT,
         memory_efficient: bool = True,
-        engine: str = "default",
-        block: Callable[[int, int, int], nn.Module] | None = None,
+        engine: BackpropEngine | str = BackpropEngine.DEFAULT,
+        block_factory: Callable[[int, int, int], nn.Module] | None = None,
         guard: ReconstructionGuard | None = None,
+        preserve_rng_state: bool = True,
+        block: Callable[[int, int, int], nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if in_channels < 1 or out_channels < 1:
@@ -108,12 +131,20 @@ class IUNet(nn.Module):
             pad=pad,
             memory_efficient=memory_efficient,
             engine=engine,
-            block=block,
+            block_factory=block_factory,
             guard=guard,
+            preserve_rng_state=preserve_rng_state,
+            block=None if block is block_factory else block,
         )
         conv = Conv[Conv.CONV, spatial_dims]
         self.lift = conv(in_channels, self.core.channels[0], kernel_size=1)
         self.project = conv(self.core.channels[0], out_channels, kernel_size=1)
+
+    __jit_unused_properties__ = ["total_stride"]  # not needed by forward; TorchScript leaves it out
+
+    def __prepare_scriptable__(self) -> IUNet:
+        """``torch.jit.script(net)`` scripts :meth:`for_export` (what ``monai.bundle ckpt_export`` does by default)."""
+        return self.for_export()
 
     @property
     def total_stride(self) -> tuple[int, ...]:
@@ -121,14 +152,18 @@ class IUNet(nn.Module):
         return self.core.total_stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():  # TorchScript compiles only this branch (see for_export)
+            return self.project(self.core(self.lift(x)))
         if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"IUNet expects input of shape (N, {self.in_channels}, {', '.join(['*'] * self.spatial_dims)}) "
                 f"(in_channels={self.in_channels}), got {tuple(x.shape)}; check the number of input "
                 "modalities/channels in your data or set in_channels."
             )
-        # the core's output only feeds the projection, so the engine may reuse its memory in backward
-        return self.project(self.core(self.lift(x), private_output=True))
+        # the core's output only feeds the projection, so the engine may reuse its memory in backward, unless a
+        # hook on the projection (or a global one) can see it
+        reuse = not hooks_observe(self.project)
+        return self.project(self.core(self.lift(x), reuse_output_memory=reuse))
 
     def init_identity(self) -> IUNet:
         """Make the freshly initialised network the identity map, for restoration tasks (paper §4.1).
@@ -151,12 +186,14 @@ class IUNet(nn.Module):
         return self
 
     def for_export(self) -> IUNet:
-        """A copy for inference export (TorchScript, ONNX): eval mode, ordinary autograd, and the invertible
-        resampling kernels stored as constants, since ONNX has no matrix exponential.
+        """A copy for inference export (TorchScript, ONNX): eval mode, ordinary autograd, and the orthogonal
+        kernels of the invertible resampling and channel mixing stored as constants (every module with a
+        ``freeze()``), since ONNX has no matrix exponential.
 
         Examples::
 
-            >>> torch.onnx.export(net.for_export(), (torch.randn(1, 4, 96, 96, 96),), "iunet.onnx")
+            >>> net = IUNet(spatial_dims=3, in_channels=4, out_channels=3, channels=(8, 16), channel_mixing=True)
+            >>> torch.onnx.export(net.for_export(), (torch.randn(1, 4, 16, 16, 16),), "iunet.onnx")
         """
         exported = copy.deepcopy(self).eval()
         exported.core.memory_efficient = False
@@ -166,10 +203,16 @@ class IUNet(nn.Module):
         return exported
 
     def layout(self) -> str:
-        """The core's layout with the lifting and projection."""
+        """The core's layout with the lifting and projection, and the parameters of all three.
+
+        The last line counts every parameter of the network (what an optimiser given ``net.parameters()``
+        trains); the core's own count is in the core's line.
+        """
+        counts = [sum(p.numel() for p in m.parameters()) for m in (self.lift, self.core, self.project)]
         return (
             f"lift {self.in_channels} -> {self.core.channels[0]} channels (linear 1x1 conv)\n"
-            f"{self.core.layout()}\nproject {self.core.channels[0]} -> {self.out_channels} channels (linear 1x1 conv)"
+            f"{self.core.layout()}\nproject {self.core.channels[0]} -> {self.out_channels} channels (linear 1x1 conv)\n"
+            f"IUNet: {sum(counts):,} parameters (lift {counts[0]:,} + core {counts[1]:,} + project {counts[2]:,})"
         )
 
 

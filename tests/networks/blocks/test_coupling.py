@@ -3,7 +3,9 @@ import torch
 from torch import nn
 
 from monai_iunet import AdditiveCoupling, InvertibleChannelMixing, InvertibleUNet
+from monai_iunet.engine import NoInverseError
 from monai_iunet.networks.blocks.low_memory_conv import Conv3dLowMemory
+from monai_iunet.networks.enums import OrthogonalMethod
 
 from conftest import randomize_
 
@@ -59,6 +61,37 @@ def test_channel_mixing_is_orthogonal_and_invertible():
     assert torch.allclose(y.norm(), x.norm()) and torch.allclose(mix.inverse(y), x, atol=1e-12)
 
 
+def test_channel_mixing_checks_its_method_at_construction():
+    with pytest.raises(ValueError, match=r"method: .*'householder'.*Available options are .*'exp'"):
+        InvertibleChannelMixing(3, 4, method="householder")
+    mix = InvertibleChannelMixing(2, 4, method="CAYLEY")
+    assert mix.method == OrthogonalMethod.CAYLEY and "method='cayley'" in repr(mix)
+
+
+def test_channel_mixing_freeze_keeps_the_map_without_matrix_exp(monkeypatch):
+    mix = randomize_(InvertibleChannelMixing(3, 5)).double()
+    x = torch.randn(1, 5, 2, 3, 4, dtype=torch.float64)
+    y = mix(x)
+    mix.freeze()
+
+    def no_matrix_exp(*args, **kwargs):
+        raise AssertionError("a frozen channel mixing must not compute matrix_exp")
+
+    monkeypatch.setattr(torch.linalg, "matrix_exp", no_matrix_exp)
+    assert torch.equal(mix(x), y) and torch.allclose(mix.inverse(y), x, atol=1e-12)
+    assert "frozen=True" in repr(mix) and "frozen_matrix" not in mix.state_dict()
+
+
+def test_norm_and_act_specifiers_as_monai_factories_take_them():
+    act_args = {"negative_slope": 0.2}
+    block = AdditiveCoupling(2, 4, norm=["group", {"num_groups": 2}], act=("leakyrelu", act_args))
+    assert block.fn[2].num_groups == 2 and block.fn[1].negative_slope == 0.2 and block.fn[1].inplace
+    assert act_args == {"negative_slope": 0.2}  # the caller's dict is not changed
+    assert AdditiveCoupling(2, 4, norm="instance").fn[2].affine  # affine turned on so it can start at zero
+    with pytest.raises(TypeError, match="Layer specifiers"):
+        AdditiveCoupling(2, 4, norm=("group", 2))
+
+
 class Scale(nn.Module):
     """A user-defined invertible block: per-channel positive scaling."""
 
@@ -77,7 +110,7 @@ def test_user_blocks_train_memory_efficiently():
     def make(spatial_dims, channels, index):
         return Scale(channels)
 
-    core = InvertibleUNet(2, (4, 8), blocks=1, block=make).double()
+    core = InvertibleUNet(2, (4, 8), blocks=1, block_factory=make).double()
     x = torch.randn(2, 4, 8, 8, dtype=torch.float64)
     assert torch.allclose(core.inverse(core(x)), x, atol=1e-12)
     grads = {}
@@ -103,3 +136,27 @@ def test_low_memory_conv_equals_conv3d(shape):
     out_ref.square().sum().backward()
     assert torch.allclose(x.grad, x_ref.grad, atol=1e-4)
     assert torch.allclose(conv.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-3)
+
+
+def test_block_factory_modules_are_checked_for_inverse():
+    def conv(spatial_dims, channels, index):
+        return nn.Conv2d(channels, channels, 3, padding=1)  # no inverse()
+
+    with pytest.raises(NoInverseError, match=r"block_factory\(2, 4, 0\).*Conv2d without inverse\(\)"):
+        InvertibleUNet(2, (4, 8), blocks=1, block_factory=conv)
+
+
+def test_block_is_a_deprecated_name_of_block_factory():
+    calls = []
+
+    def make(spatial_dims, channels, index):
+        calls.append((spatial_dims, channels, index))
+        return Scale(channels)
+
+    with pytest.warns(DeprecationWarning, match="block_factory"):
+        core = InvertibleUNet(2, (4, 8), blocks=1, block=make)
+    assert sum(isinstance(m, Scale) for m in core.modules()) == 4
+    assert not any(isinstance(m, AdditiveCoupling) for m in core.modules())
+    assert calls == [(2, 4, 0), (2, 8, 1), (2, 8, 2), (2, 4, 3)]
+    with pytest.raises(ValueError, match="once"):
+        InvertibleUNet(2, (4, 8), blocks=1, block=make, block_factory=lambda *a: Scale(a[1]))

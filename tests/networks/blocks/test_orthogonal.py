@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from monai_iunet.networks.blocks.orthogonal import orthogonal_matrix, skew_symmetric
+from monai_iunet.networks.enums import OrthogonalMethod
 
 
 @pytest.mark.parametrize("method", ["exp", "cayley"])
@@ -32,8 +33,20 @@ def test_gradients_are_exact(method):
     assert torch.autograd.gradcheck(lambda t: orthogonal_matrix(t, method), (theta,))
 
 
+def test_methods_are_an_enum_that_plain_strings_select():
+    theta = torch.randn(3, 3, dtype=torch.float64)
+    by_member = orthogonal_matrix(theta, OrthogonalMethod.CAYLEY)
+    assert torch.equal(orthogonal_matrix(theta, "cayley"), by_member)
+    assert torch.equal(orthogonal_matrix(theta, " Cayley "), by_member)
+    assert not torch.allclose(orthogonal_matrix(theta, "exp"), by_member)
+    assert {m.value for m in OrthogonalMethod} == {"exp", "cayley"}
+
+
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="method"):
+    # the error names the argument and lists the choices (monai.utils.look_up_option)
+    with pytest.raises(ValueError, match=r"method: .*'householder'.*Available options are .*('exp'|'cayley').*"):
+        orthogonal_matrix(torch.zeros(2, 2), "householder")
+    with pytest.raises(ValueError, match="cayley"):
         orthogonal_matrix(torch.zeros(2, 2), "householder")
     with pytest.raises(ValueError, match="shape"):
         orthogonal_matrix(torch.zeros(2, 3))

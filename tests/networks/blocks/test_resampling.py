@@ -1,12 +1,14 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from monai_iunet import InvertibleDownsampling, InvertibleUpsampling
 from monai_iunet.networks.blocks.resampling import haar_matrix
+from monai_iunet.networks.enums import OrthogonalMethod, ResamplingInit
 
 PAPER_THETA = (math.pi / 4) * torch.tensor(
     [[0.0, 0.0, -1.0, -1.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
@@ -113,9 +115,35 @@ def test_clear_errors():
     message = r"spatial size \(5, 4, 4\) is not divisible by \(2, 2, 2\); crop to \(4, 4, 4\) or pad to \(6, 4, 4\)"
     with pytest.raises(ValueError, match=message):
         down(torch.zeros(1, 1, 5, 4, 4))
-    with pytest.raises(ValueError, match="init"):
+    with pytest.raises(ValueError, match=r"init: .*'wavelet'.*Available options are .*'pixel_shuffle'"):
         InvertibleDownsampling(2, 1, 2, init="wavelet")
+    with pytest.raises(ValueError, match=r"method: .*'householder'.*Available options are .*'cayley'"):
+        InvertibleDownsampling(2, 1, 2, method="householder")
     with pytest.raises(ValueError, match="shape"):
         InvertibleDownsampling(2, 1, 2, init=torch.zeros(3, 3))
     with pytest.raises(ValueError, match="divisible"):
         InvertibleUpsampling(2, 6, 2)
+
+
+@pytest.mark.parametrize("stride", [0, (2, 0), (2, 2, 2), "ab", (2, None)])
+def test_stride_must_be_positive_ints_one_per_axis(stride):
+    with pytest.raises(ValueError, match=r"stride must be a positive int or a sequence of 2 positive ints, got"):
+        InvertibleDownsampling(2, 1, stride)
+    with pytest.raises(ValueError, match=r"stride must be a positive int"):
+        InvertibleUpsampling(2, 4, stride)
+
+
+@pytest.mark.parametrize("stride", [2, (2, 2), [2, 2], torch.tensor([2, 2]), np.array([2, 2])])
+def test_stride_spellings(stride):
+    down = InvertibleDownsampling(2, 1, stride)
+    assert down.stride == (2, 2) and all(type(s) is int for s in down.stride)
+
+
+def test_options_as_enum_members_or_any_case():
+    x = torch.randn(1, 1, 4, 4)
+    ref = InvertibleDownsampling(2, 1, 2, method="cayley", init="pixel_shuffle")(x)
+    by_enum = InvertibleDownsampling(2, 1, 2, method=OrthogonalMethod.CAYLEY, init=ResamplingInit.PIXEL_SHUFFLE)
+    assert torch.equal(by_enum(x), ref)
+    assert torch.equal(InvertibleDownsampling(2, 1, 2, method="CAYLEY", init="Pixel_Shuffle")(x), ref)
+    assert by_enum.method == "cayley" and "method='cayley'" in repr(by_enum)
+    assert not torch.allclose(InvertibleDownsampling(2, 1, 2, init=ResamplingInit.HAAR)(x), ref)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from monai_iunet import InvertibleUNet
-from monai_iunet.networks.nets.invertible_unet import split_channels
+from monai_iunet.networks.enums import BackpropEngine, PaddingMode
+from monai_iunet.networks.nets.invertible_unet import blocks_per_level, per_level_strides, split_channels
 
 from conftest import randomize_
 
@@ -45,6 +46,61 @@ def test_layout_printout():
     assert lines[1].split()[:6] == ["0", "1/1x1x1", "16", "1+1", "4", "12"]
     assert lines[4].split()[:4] == ["3", "1/8x8x8", "128", "4+4"]
     assert "total stride (8, 8, 8)" in text
+    assert f"{sum(p.numel() for p in core.parameters()):,} core parameters" in lines[-1]
+    assert "engine='default'" in lines[-1]
+
+
+def test_ambiguous_strides_show_both_spellings():
+    message = (
+        r"strides=\(1, 2, 2\) is ambiguous with 4 levels in 3D: write strides=\(\(1, 1, 1\), \(2, 2, 2\), "
+        r"\(2, 2, 2\)\) for one stride per level, or strides=\(\(1, 2, 2\), \(1, 2, 2\), \(1, 2, 2\)\) for one"
+    )
+    with pytest.raises(ValueError, match=message):
+        per_level_strides((1, 2, 2), spatial_dims=3, levels=4)
+    with pytest.raises(ValueError, match="ambiguous"):
+        InvertibleUNet(3, (8, 16, 32, 64), strides=(1, 2, 2))
+    # both spellings the message offers work, and equal strides are not ambiguous
+    assert per_level_strides(((1, 1, 1), (2, 2, 2), (2, 2, 2)), 3, 4) == [(1, 1, 1), (2, 2, 2), (2, 2, 2)]
+    assert per_level_strides(((1, 2, 2),) * 3, 3, 4) == [(1, 2, 2)] * 3
+    assert per_level_strides((2, 2, 2), 3, 4) == [(2, 2, 2)] * 3
+    assert per_level_strides((1, 2, 2), 3, 3) == [(1, 2, 2)] * 2  # 2 downsamplings: one per axis
+
+
+def test_stride_and_blocks_errors():
+    with pytest.raises(ValueError, match=r"one entry per downsampling \(len\(channels\) - 1 = 2\), got 3"):
+        per_level_strides([2, 2, (1, 2)], 2, 3)
+    with pytest.raises(ValueError, match="stride must be a positive int"):
+        InvertibleUNet(2, (4, 8), strides=0)
+    assert blocks_per_level(2, 3) == [2, 2, 2] and blocks_per_level([1, 0, 3], 3) == [1, 0, 3]
+    for bad in ((1, 2), -1, "two"):
+        with pytest.raises(
+            ValueError, match=r"blocks must be one non-negative int or one per level \(len\(channels\) = 3\)"
+        ):
+            InvertibleUNet(2, (4, 8, 16), blocks=bad)
+
+
+def test_options_list_their_choices():
+    with pytest.raises(ValueError, match=r"engine: .*'torch'.*Available options are .*'memcnn'"):
+        InvertibleUNet(2, (4, 8), engine="torch")
+    with pytest.raises(ValueError, match=r"pad: .*'circular'.*Available options are .*'replicate'"):
+        InvertibleUNet(2, (4, 8), pad="circular")
+    # checked even when there is no resampling layer to check them (a single level)
+    with pytest.raises(ValueError, match=r"resampling_method: .*'householder'.*'cayley'"):
+        InvertibleUNet(2, (4,), resampling_method="householder")
+    with pytest.raises(ValueError, match=r"resampling_init: .*'wavelet'.*'haar'"):
+        InvertibleUNet(2, (4,), resampling_init="wavelet")
+
+
+def test_options_as_enum_members_or_plain_strings():
+    core = InvertibleUNet(2, (4, 8), pad=PaddingMode.REFLECT, engine=BackpropEngine.DEFAULT)
+    assert core.pad == "reflect" and core.engine == "default"
+    assert InvertibleUNet(2, (4, 8), pad="REFLECT").pad is PaddingMode.REFLECT
+    assert InvertibleUNet(2, (4, 8), pad=None).pad is None
+    x = torch.randn(1, 4, 5, 6)
+    padded = randomize_(InvertibleUNet(2, (4, 8), pad=PaddingMode.REFLECT))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert padded(x).shape == x.shape
 
 
 @pytest.mark.parametrize("pad", ["constant", "reflect", "replicate"])

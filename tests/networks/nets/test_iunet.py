@@ -5,14 +5,15 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
-from monai_iunet import IUNet
-from monai_iunet.networks.nets import Iunet, iunet
+from monai_iunet import InvertibleChannelMixing, IUNet
+from monai_iunet.engine import NoInverseError
+from monai_iunet.networks.nets import IUnet, Iunet, iunet
 
 from conftest import randomize_
 
 
 def test_shapes_and_aliases():
-    assert Iunet is IUNet and iunet is IUNet
+    assert IUnet is IUNet and Iunet is IUNet and iunet is IUNet
     net = IUNet(spatial_dims=3, in_channels=4, out_channels=3, channels=(8, 16, 32), blocks=1)
     assert net(torch.randn(2, 4, 16, 16, 16)).shape == (2, 3, 16, 16, 16)
     assert net(torch.randn(1, 4, 15, 17, 9)).shape == (1, 3, 15, 17, 9)  # padded and cropped back
@@ -66,16 +67,47 @@ def test_torchscript_export_for_inference():
         assert torch.allclose(loaded(x), net(x), atol=1e-5)
 
 
-def test_onnx_export_for_inference(tmp_path):
+@pytest.mark.parametrize("channel_mixing", [False, True])
+def test_onnx_export_for_inference(tmp_path, monkeypatch, channel_mixing):
     onnx = pytest.importorskip("onnx")
-    net = randomize_(IUNet(3, 2, 1, channels=(8, 16), blocks=1), std=0.1).eval()
+    net = randomize_(IUNet(3, 2, 1, channels=(8, 16), blocks=1, channel_mixing=channel_mixing), std=0.1).eval()
+    assert channel_mixing == any(isinstance(m, InvertibleChannelMixing) for m in net.modules())
     path = tmp_path / "iunet.onnx"
     x = torch.randn(1, 2, 8, 8, 8)
-    exported = net.for_export()
     with torch.no_grad():
-        assert torch.allclose(exported(x), net(x), atol=1e-6)
+        expected = net(x)
+    exported = net.for_export()
+
+    def no_matrix_exp(*args, **kwargs):
+        raise AssertionError("for_export() left a matrix exponential in the exported network (ONNX has none)")
+
+    monkeypatch.setattr(torch.linalg, "matrix_exp", no_matrix_exp)
+    with torch.no_grad():
+        assert torch.allclose(exported(x), expected, atol=1e-6)
     torch.onnx.export(exported, (x,), str(path))
     onnx.checker.check_model(onnx.load(str(path)))
+
+
+def test_layout_counts_every_parameter_the_optimiser_sees():
+    net = IUNet(3, 4, 3, channels=(8, 16, 32), blocks=1, channel_mixing=True)
+    total = sum(p.numel() for p in net.parameters())
+    core = sum(p.numel() for p in net.core.parameters())
+    lines = net.layout().splitlines()
+    assert lines[-1] == f"IUNet: {total:,} parameters (lift {4 * 8 + 8} + core {core:,} + project {8 * 3 + 3})"
+    assert f"{core:,} core parameters" in lines[-3] and core < total
+
+
+def test_block_factory_and_its_deprecated_name():
+    def make(spatial_dims, channels, index):
+        return InvertibleChannelMixing(spatial_dims, channels)
+
+    net = IUNet(2, 1, 2, channels=(4, 8), blocks=1, block_factory=make)
+    with pytest.warns(DeprecationWarning, match="block_factory"):
+        old = IUNet(2, 1, 2, channels=(4, 8), blocks=1, block=make)
+    for n in (net, old):
+        assert sum(isinstance(m, InvertibleChannelMixing) for m in n.modules()) == 4
+    with pytest.raises(NoInverseError, match="block_factory"):
+        IUNet(2, 1, 2, channels=(4, 8), block_factory=lambda d, c, i: torch.nn.Identity())
 
 
 def test_init_identity_for_restoration():

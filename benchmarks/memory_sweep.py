@@ -1,17 +1,17 @@
-"""Child process of ``03_memory.ipynb``: peak memory or step time of training steps, for one or more models.
+"""Peak memory or step time of training steps, for one or more models (the measurements of ``03_memory.ipynb``).
 
-Builds each benchmark model (``benchmarks/_models.py``) at each ``[width, blocks, size]`` of the plan, runs one
+Builds each benchmark model (:mod:`benchmarks._models`) at each ``[width, blocks, size]`` of the plan, runs one
 warm-up training step (forward, ``DiceLoss``, backward, Adam step; batch 1, 4 → 3 channels, a cube of ``size``
-voxels) and then measures with ``benchmarks/_measure.py``: ``memory`` is the peak RSS growth over the next step
+voxels) and then measures with :mod:`benchmarks._measure`: ``memory`` is the peak RSS growth over the next step
 (the Adam state already exists, so it is the activations, gradients and workspace), ``time`` the median of two
 further steps, with one thread. Before each memory measurement the freed heap is handed back to the system
 (``malloc_trim``), so that the configurations of one model can share a process. A configuration that fails gets an
-``error`` entry instead. Prints one JSON list as its last line. Run it through ``_measure.run_child``, which starts
-a fresh process and sets ``MALLOC_MMAP_THRESHOLD_`` for memory.
+``error`` entry instead. Prints one JSON list as its last line. Run it through :func:`benchmarks.run_child`, which
+starts a fresh process and sets ``MALLOC_MMAP_THRESHOLD_`` for memory.
 
 Usage::
 
-    python notebooks/_memory_sweep.py memory '{"iunet": [[8, 2, 32], [8, 2, 48]], "unet": [[8, 2, 32]]}'
+    python -m benchmarks.memory_sweep memory '{"iunet": [[8, 2, 32], [8, 2, 48]], "unet": [[8, 2, 32]]}'
 """
 
 from __future__ import annotations
@@ -20,9 +20,14 @@ import ctypes
 import gc
 import json
 import sys
-from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+import torch
+from monai.losses import DiceLoss
+
+from ._measure import measure_peak, measure_time
+from ._models import IN_CHANNELS, OUT_CHANNELS, build_model
+
+__all__ = ["sweep"]
 
 
 def _trim() -> None:
@@ -35,12 +40,6 @@ def _trim() -> None:
 
 def sweep(what: str, plan: dict[str, list[list[int]]], threads: int = 1) -> list[dict]:
     """Measure ``what`` (``"memory"`` or ``"time"``) for each model of ``plan`` at its ``[width, blocks, size]``s."""
-    sys.path.insert(0, str(BENCHMARKS))
-    import torch
-    from _measure import measure_peak, measure_time
-    from _models import IN_CHANNELS, OUT_CHANNELS, build_model
-    from monai.losses import DiceLoss
-
     torch.set_num_threads(threads)
     results = []
     for model, configs in plan.items():

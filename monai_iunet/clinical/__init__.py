@@ -1,0 +1,40 @@
+"""The clinical path: unregistered MR series of a scanner export in, a segmentation on the reference scan out.
+
+- :mod:`~monai_iunet.clinical.io`: reading DICOM series and image files (SimpleITK), patient/study checks;
+- :mod:`~monai_iunet.clinical.registration`: rigid mutual-information registration to the reference series;
+- :mod:`~monai_iunet.clinical.preprocessing`: resampling onto the reference grid, N4, brain masks;
+- :mod:`~monai_iunet.clinical.inference`: the bundle's own network, inferer and postprocessing;
+- :mod:`~monai_iunet.clinical.outputs`: NIfTI, DICOM-SEG (highdicom), report, overview, atomic output folder;
+- :mod:`~monai_iunet.clinical.pipeline`: :func:`segment`, all of it;
+- :mod:`~monai_iunet.clinical.exports`: synthetic scanner exports with known motion, to test against.
+
+Example::
+
+    from monai_iunet.clinical import segment
+
+    report = segment(t1="dicom/t1", t1ce="dicom/t1ce", t2="dicom/t2", flair="dicom/flair", output="results")
+    print(report["volumes_ml"])  # {"TC": ..., "WT": ..., "ET": ...}
+"""
+
+from __future__ import annotations
+
+from monai_iunet.clinical.exports import make_scanner_export
+from monai_iunet.clinical.inference import BundleSegmenter
+from monai_iunet.clinical.io import ClinicalInputError, Series, check_same_study, read_series
+from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, MODALITY_NAMES, RegistrationWarning, segment
+from monai_iunet.clinical.registration import RegistrationResult, register_rigid
+
+__all__ = [
+    "DEFAULT_BUNDLE",
+    "MODALITY_NAMES",
+    "BundleSegmenter",
+    "ClinicalInputError",
+    "RegistrationResult",
+    "RegistrationWarning",
+    "Series",
+    "check_same_study",
+    "make_scanner_export",
+    "read_series",
+    "register_rigid",
+    "segment",
+]

@@ -1,0 +1,17 @@
+"""The ``Examples::`` of the public layers and networks run as written and print what they say (doctest)."""
+
+import doctest
+
+import pytest
+import torch
+
+from monai_iunet import InvertibleChannelMixing, InvertibleDownsampling, InvertibleUNet, IUNet
+
+
+@pytest.mark.parametrize("obj", [InvertibleDownsampling, InvertibleChannelMixing, InvertibleUNet, IUNet])
+def test_class_docstring_examples_run(obj):
+    tests = doctest.DocTestFinder(recurse=False).find(obj, globs={"torch": torch, obj.__name__: obj})
+    assert len(tests) == 1 and tests[0].examples, f"{obj.__name__} has no Examples:: to run"
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    result = runner.run(tests[0], out=print)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {obj.__name__} failed (see output)"
