@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["BLOCK_MODELS", "MODELS", "build_model"]
+__all__ = ["BLOCK_MODELS", "LABELS", "MODELS", "build_model"]
 
 MODELS = (
     "iunet",
@@ -34,6 +34,18 @@ MODELS = (
 )
 #: the models whose depth the ``blocks`` argument sets (the depth-scaling table)
 BLOCK_MODELS = ("iunet", "iunet-memcnn", "iunet-autograd", "iunets", "unet")
+
+#: how the reports name the models
+LABELS = {
+    "iunet": "IUNet (memory-efficient)",
+    "iunet-memcnn": 'IUNet engine="memcnn"',
+    "iunet-autograd": "IUNet memory_efficient=False",
+    "iunets": "iunets 0.1 (memory-efficient)",
+    "unet": "MONAI UNet",
+    "checkpoint-unet": "MONAI CheckpointUNet",
+    "segresnet": "MONAI SegResNet (zoo BraTS)",
+    "dynunet": "MONAI DynUNet (nnU-Net)",
+}
 
 IN_CHANNELS, OUT_CHANNELS = 4, 3
 

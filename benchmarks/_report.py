@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from string import Template
 
-from ._models import MODELS
+from ._figure import plot_results
+from ._models import LABELS, MODELS
 
 __all__ = ["write_report"]
 
@@ -32,17 +33,6 @@ DEFAULT_FIT_METHOD = (
     "parameters, input and target)."
 )
 MiB, GiB = 2**20, 2**30
-
-LABELS = {
-    "iunet": "IUNet (memory-efficient)",
-    "iunet-memcnn": 'IUNet engine="memcnn"',
-    "iunet-autograd": "IUNet memory_efficient=False",
-    "iunets": "iunets 0.1 (memory-efficient)",
-    "unet": "MONAI UNet",
-    "checkpoint-unet": "MONAI CheckpointUNet",
-    "segresnet": "MONAI SegResNet (zoo BraTS)",
-    "dynunet": "MONAI DynUNet (nnU-Net)",
-}
 
 
 def _load(name: str) -> dict:
@@ -160,36 +150,63 @@ def _depth_table(runs: dict) -> list[str]:
     return lines + [""]
 
 
+def _measured(runs: dict, model: str, width: int, blocks: int, size: str, field: str) -> float | None:
+    """One figure of a run; ``"peak_minus_state"`` is the peak less gradient and Adam moments (12 bytes/parameter)."""
+    r = runs.get(f"{model}|w{width}|b{blocks}|{size}", {})
+    if field == "peak_minus_state":
+        return r["peak_bytes"] - 12 * r["params"] if "peak_bytes" in r and "params" in r else None
+    return r.get(field)
+
+
+#: the targets of the project: (what, numerator, denominator, the largest ratio that meets it), each measurement
+#: given as (model, width, blocks, size, field)
+TARGETS = [
+    *(
+        (
+            f"IUNet peak / SegResNet peak, {s}³ width {w}",
+            ("iunet", w, 2, s, "peak_bytes"),
+            ("segresnet", w, 2, s, "peak_bytes"),
+            0.4,
+        )
+        for s, w in (("64", 16), ("96", 32), ("96", 16), ("128", 16))
+    ),
+    *(
+        (
+            f"IUNet peak / iunets peak, {s}³ width {w}",
+            ("iunet", w, 2, s, "peak_bytes"),
+            ("iunets", w, 2, s, "peak_bytes"),
+            0.75,
+        )
+        for s, w in (("64", 16), ("96", 32))
+    ),
+    (
+        "IUNet (peak − param/grad/Adam), blocks 8 / blocks 2, 64³ width 16",
+        ("iunet", 16, 8, "64", "peak_minus_state"),
+        ("iunet", 16, 2, "64", "peak_minus_state"),
+        1.10,
+    ),
+    (
+        "IUNet step time memory-efficient / autograd, blocks 8",
+        ("iunet", 16, 8, "64", "step_s"),
+        ("iunet-autograd", 16, 8, "64", "step_s"),
+        1.35,
+    ),
+    (
+        "IUNet step time / iunets step time, 64³ width 16",
+        ("iunet", 16, 2, "64", "step_s"),
+        ("iunets", 16, 2, "64", "step_s"),
+        0.85,
+    ),
+]
+
+
 def _targets(runs: dict) -> list[str]:
-    def get(model, width, blocks, size, field="peak_bytes"):
-        r = runs.get(f"{model}|w{width}|b{blocks}|{size}", {})
-        return r.get(field)
-
     lines = ["| target | measured | met |", "|---|---:|:-:|"]
-
-    def row(text, value, limit):
-        if value is None:
-            return
-        lines.append(f"| {text} (≤ {limit}) | {value:.2f} | {'yes' if value <= limit else '**no**'} |")
-
-    for size, width in (("64", 16), ("96", 32), ("96", 16), ("128", 16)):
-        a, b = get("iunet", width, 2, size), get("segresnet", width, 2, size)
+    for text, numerator, denominator, limit in TARGETS:
+        a, b = _measured(runs, *numerator), _measured(runs, *denominator)
         if a and b:
-            row(f"IUNet peak / SegResNet peak, {size}³ width {width}", a / b, 0.4)
-    for size, width in (("64", 16), ("96", 32)):
-        a, b = get("iunet", width, 2, size), get("iunets", width, 2, size)
-        if a and b:
-            row(f"IUNet peak / iunets peak, {size}³ width {width}", a / b, 0.75)
-    p8, p2 = get("iunet", 16, 8, "64"), get("iunet", 16, 2, "64")
-    if p8 and p2:
-        s8, s2 = 12 * get("iunet", 16, 8, "64", "params"), 12 * get("iunet", 16, 2, "64", "params")
-        row("IUNet (peak − param/grad/Adam), blocks 8 / blocks 2, 64³ width 16", (p8 - s8) / (p2 - s2), 1.10)
-    t_me, t_ag = get("iunet", 16, 8, "64", "step_s"), get("iunet-autograd", 16, 8, "64", "step_s")
-    if t_me and t_ag:
-        row("IUNet step time memory-efficient / autograd, blocks 8", t_me / t_ag, 1.35)
-    t_me, t_iu = get("iunet", 16, 2, "64", "step_s"), get("iunets", 16, 2, "64", "step_s")
-    if t_me and t_iu:
-        row("IUNet step time / iunets step time, 64³ width 16", t_me / t_iu, 0.85)
+            value = a / b
+            lines.append(f"| {text} (≤ {limit}) | {value:.2f} | {'yes' if value <= limit else '**no**'} |")
     return lines + [""] if len(lines) > 2 else []
 
 
@@ -211,160 +228,91 @@ def _estimates(runs: dict) -> tuple[list[str], dict]:
     return (lines + [""] if rows else []), errors
 
 
+def _budget_cell(c: dict | None) -> str:
+    """One cell of the budget table: the largest side, whether measured, and the planner's answer."""
+    if c is None:
+        return "–"
+    tag = "measured" if c["measured"] else "predicted"
+    cell = f"**{c['size']}³** ({tag})" if c["measured"] else f"{c['size']}³ ({tag})"
+    return cell + (f"; planner: {c['planner']}³" if c.get("planner") else "")
+
+
+def _volume_table(volumes: list[dict], budgets: list[str]) -> list[str]:
+    head = " | ".join(f"{float(b) / GiB:g} GiB" for b in budgets)
+    lines = ["| model | width | parameters | " + head + " |", "|---|---:|---:|" + "---:|" * len(budgets)]
+    for v in sorted(volumes, key=lambda v: (MODELS.index(v["model"]), v["width"])):
+        cells = [_budget_cell(v["budgets"].get(b)) for b in budgets]
+        lines.append(f"| {LABELS[v['model']]} | {v['width']} | {v.get('params', 0):,} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _volume_comparisons(volumes: list[dict], budgets: list[str]) -> list[str]:
+    """The memory-efficient IUNet's largest volume against SegResNet's and iunets', per budget."""
+    by_model = {(v["model"], v["width"]): v for v in volumes}
+    lines = []
+    for b in budgets:
+        ours = by_model.get(("iunet", 16), {}).get("budgets", {}).get(b)
+        for other in ("segresnet", "iunets"):
+            theirs = by_model.get((other, 16), {}).get("budgets", {}).get(b)
+            if ours and theirs and ours["size"] and theirs["size"]:
+                lines.append(
+                    f"- {float(b) / GiB:g} GiB: the memory-efficient IUNet trains on {ours['size']}³, "
+                    f"{LABELS[other]} on {theirs['size']}³ — {(ours['size'] / theirs['size']) ** 3:.1f}× the "
+                    "voxels at equal width."
+                )
+    return lines
+
+
+def _adam_remark(volumes: list[dict]) -> list[str]:
+    """Whether Adam's moments, resident from the second step on, move any measured size out of its budget."""
+    measured = [(v, b, c) for v in volumes for b, c in v["budgets"].items() if c.get("measured")]
+    if not measured:
+        return []
+    flipped = [
+        f"{LABELS[v['model']]} at {float(b) / GiB:g} GiB"
+        for v, b, c in measured
+        if c["measured_bytes"] + 8 * v.get("params", 0) > float(b)
+    ]
+    most = max(8 * v.get("params", 0) for v, _, _ in measured)
+    verdict = (
+        "that moves none of the measured sizes above."
+        if not flipped
+        else "with them these no longer fit: " + ", ".join(flipped) + "."
+    )
+    return [
+        "- Sizes come from a first step. From the second step on Adam's two moments (8 bytes per parameter, "
+        f"at most {most / MiB:.0f} MiB here) are resident too; " + verdict
+    ]
+
+
+def _crop_table(crop: dict) -> list[str]:
+    lines = [
+        f"Widest IUNet (channels (w, 2w, 4w, 8w), blocks 2, Adam) for a whole {crop['shape_label']} crop, "
+        "batch 1, proposed by `fit_channels`:",
+        "",
+        "| budget | channels | parameters | predicted peak | check |",
+        "|---:|---|---:|---:|---|",
+    ]
+    for row in crop["rows"]:
+        lines.append(
+            f"| {float(row['budget']) / GiB:g} GiB | {tuple(row['channels'])} | {row['params']:,} | "
+            f"{row['estimate_bytes'] / GiB:.2f} GiB | {row.get('check', 'predicted only')} |"
+        )
+    return lines + [""]
+
+
 def _fit_tables(fit: dict) -> list[str]:
     lines = []
     volumes = fit.get("volumes", [])
     if volumes:
         budgets = sorted({b for v in volumes for b in v["budgets"]}, key=float)
-        head = " | ".join(f"{float(b) / GiB:g} GiB" for b in budgets)
-        lines += [
-            "| model | width | parameters | " + head + " |",
-            "|---|---:|---:|" + "---:|" * len(budgets),
-        ]
-        for v in sorted(volumes, key=lambda v: (MODELS.index(v["model"]), v["width"])):
-            cells = []
-            for b in budgets:
-                c = v["budgets"].get(b)
-                if c is None:
-                    cells.append("–")
-                    continue
-                tag = "measured" if c["measured"] else "predicted"
-                cell = f"**{c['size']}³** ({tag})" if c["measured"] else f"{c['size']}³ ({tag})"
-                if c.get("planner"):
-                    cell += f"; planner: {c['planner']}³"
-                cells.append(cell)
-            lines.append(
-                f"| {LABELS[v['model']]} | {v['width']} | {v.get('params', 0):,} | " + " | ".join(cells) + " |"
-            )
+        lines += _volume_table(volumes, budgets) + _volume_comparisons(volumes, budgets) + _adam_remark(volumes)
         lines.append("")
-        by_model = {(v["model"], v["width"]): v for v in volumes}
-        for b in budgets:
-            ours = by_model.get(("iunet", 16), {}).get("budgets", {}).get(b)
-            for other in ("segresnet", "iunets"):
-                theirs = by_model.get((other, 16), {}).get("budgets", {}).get(b)
-                if ours and theirs and ours["size"] and theirs["size"]:
-                    lines.append(
-                        f"- {float(b) / GiB:g} GiB: the memory-efficient IUNet trains on {ours['size']}³, "
-                        f"{LABELS[other]} on {theirs['size']}³ — {(ours['size'] / theirs['size']) ** 3:.1f}× the "
-                        "voxels at equal width."
-                    )
-        measured = [(v, b, c) for v in volumes for b, c in v["budgets"].items() if c.get("measured")]
-        if measured:
-            flipped = [
-                f"{LABELS[v['model']]} at {float(b) / GiB:g} GiB"
-                for v, b, c in measured
-                if c["measured_bytes"] + 8 * v.get("params", 0) > float(b)
-            ]
-            most = max(8 * v.get("params", 0) for v, _, _ in measured)
-            lines.append(
-                "- Sizes come from a first step. From the second step on Adam's two moments (8 bytes per parameter, "
-                f"at most {most / MiB:.0f} MiB here) are resident too; "
-                + (
-                    "that moves none of the measured sizes above."
-                    if not flipped
-                    else "with them these no longer fit: " + ", ".join(flipped) + "."
-                )
-            )
-        lines.append("")
-        notes = [v for v in volumes if v.get("notes")]
-        for v in notes:
-            lines.append(f"- {LABELS[v['model']]}, width {v['width']}: {v['notes']}")
-        if notes:
-            lines.append("")
-    crop = fit.get("crop")
-    if crop:
-        lines += [
-            f"Widest IUNet (channels (w, 2w, 4w, 8w), blocks 2, Adam) for a whole {crop['shape_label']} crop, "
-            "batch 1, proposed by `fit_channels`:",
-            "",
-            "| budget | channels | parameters | predicted peak | check |",
-            "|---:|---|---:|---:|---|",
-        ]
-        for row in crop["rows"]:
-            lines.append(
-                f"| {float(row['budget']) / GiB:g} GiB | {tuple(row['channels'])} | {row['params']:,} | "
-                f"{row['estimate_bytes'] / GiB:.2f} GiB | {row.get('check', 'predicted only')} |"
-            )
-        lines.append("")
+        notes = [f"- {LABELS[v['model']]}, width {v['width']}: {v['notes']}" for v in volumes if v.get("notes")]
+        lines += notes + ([""] if notes else [])
+    if fit.get("crop"):
+        lines += _crop_table(fit["crop"])
     return lines
-
-
-def _plot(runs: dict, fit: dict, path: Path) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    panels = 3 if fit.get("volumes") else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.2))
-    ax = axes[0]
-    for model in MODELS:
-        for width, style in ((16, "-"), (32, "--")):
-            pts = sorted(
-                (int(r["size"]), r["peak_bytes"] / MiB)
-                for r in runs.values()
-                if r["model"] == model
-                and r["width"] == width
-                and r["blocks"] == 2
-                and "x" not in r["size"]
-                and "peak_bytes" in r
-            )
-            if len(pts) < 1:
-                continue
-            color = f"C{MODELS.index(model)}"
-            ax.plot(*zip(*pts), style, marker="o", color=color, label=LABELS[model] if width == 16 else None)
-    ax.set(xlabel="cubic volume side (voxels)", ylabel="peak memory of one step (MiB)", yscale="log")
-    ax.set_title("one training step, width 16 (—) and 32 (--)", fontsize=10)
-    ax.legend(fontsize=7)
-    ax = axes[1]
-    for model in MODELS:
-        pts = sorted(
-            (r["blocks"], r["peak_bytes"] / MiB)
-            for r in runs.values()
-            if r["model"] == model and r["width"] == 16 and r["size"] == "64" and "peak_bytes" in r
-        )
-        if len({b for b, _ in pts}) > 1:
-            ax.plot(*zip(*pts), marker="o", color=f"C{MODELS.index(model)}", label=LABELS[model])
-    ax.set(xlabel="blocks per level", ylabel="peak memory (MiB)", xscale="log", xticks=[2, 4, 8])
-    ax.set_xticklabels(["2", "4", "8"])
-    ax.minorticks_off()
-    ax.set_title("depth scaling, 64³, width 16", fontsize=10)
-    ax.legend(fontsize=7)
-    if panels == 3:
-        ax = axes[2]
-        volumes = [v for v in fit["volumes"] if v["width"] == 16]
-        budgets = sorted({b for v in volumes for b in v["budgets"]}, key=float)
-        for i, b in enumerate(budgets):
-            cells = [v["budgets"].get(b, {}) for v in volumes]
-            bars = ax.bar(
-                [j + 0.4 * i for j in range(len(volumes))],
-                [c.get("size", 0) for c in cells],
-                0.4,
-                color=f"C{i}",
-                label=f"{float(b) / GiB:g} GiB",
-            )
-            for bar, c in zip(bars, cells):
-                if not c.get("measured"):
-                    bar.set_hatch("//")
-                    bar.set_alpha(0.6)
-        ax.bar([0], [0], color="white", edgecolor="gray", hatch="//", label="predicted (hatched)")
-        ax.set_xticks([j + 0.2 for j in range(len(volumes))])
-        ax.set_xticklabels(
-            [LABELS[v["model"]].split(" (")[0].replace("MONAI ", "") for v in volumes],
-            rotation=40,
-            ha="right",
-            fontsize=7,
-        )
-        top = max((c.get("size", 0) for v in volumes for c in v["budgets"].values()), default=0)
-        ax.set(ylabel="largest cubic side that trains", ylim=(0, 1.3 * top or 1))
-        ax.set_title("largest volume within a budget, width 16", fontsize=10)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
 
 
 def _fill(template: str, blocks: dict[str, list[str] | None], inline: dict[str, str]) -> list[str]:
@@ -423,7 +371,7 @@ def write_report(device: str = "cpu") -> list[Path]:
     stem = "benchmarks" if kind == "cpu" else f"benchmarks_{kind}"  # a GPU run keeps the CPU report
     png = DOCS / f"{stem}.png"
     path = DOCS / f"{stem}.md"
-    has_plot = _plot(runs, fit, png)
+    has_plot = plot_results(runs, fit, png)
     commands = meta.get("commands", []) + fit.get("commands", [])
     fit_lines = _fit_tables(fit)
     blocks = {

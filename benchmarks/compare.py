@@ -185,6 +185,43 @@ def plan(args: argparse.Namespace) -> list[tuple[str, int, int, object]]:
     return runs
 
 
+def _memory(model: str, width: int, blocks: int, size, what: str, args: argparse.Namespace) -> dict:
+    """A memory measurement, its error (if any) under ``memory_error``."""
+    result = measure(model, width, blocks, size, what, args)
+    return {"memory_error": result.pop("error"), **result} if "error" in result else result
+
+
+def run_entry(model: str, width: int, blocks: int, size, old: dict, args: argparse.Namespace) -> dict:
+    """Measure (or keep from ``old``, as the flags say) one configuration's memory, prediction and step time."""
+    keep = args.resume or args.only_estimate or args.retime
+    entry = dict(old) if keep else {}
+    entry.update(model=model, width=width, blocks=blocks, size=str(size))
+    if args.quick and not args.only_estimate:
+        entry.update(_memory(model, width, blocks, size, "both" if not args.no_time else "memory", args))
+    elif not args.only_estimate and not (keep and "total_bytes" in old):
+        entry.pop("memory_error", None)
+        entry.update(_memory(model, width, blocks, size, "memory", args))
+    if not args.no_estimate and model in ESTIMATED and (model == "iunet" or not args.quick):
+        entry.update(estimate(model, width, blocks, size, args.device))
+    timed = not (args.no_time or args.only_estimate or args.quick)
+    if timed and not (keep and "step_s" in old and not args.retime):
+        timing = measure(model, width, blocks, size, "time", args)
+        entry.update(timing if "error" not in timing else {"time_error": timing["error"]})
+    entry["when"] = time.strftime("%Y-%m-%d %H:%M")
+    return entry
+
+
+def table_row(entry: dict) -> str:
+    """One line of the progress table."""
+    peak = f"{entry['peak_bytes'] / MiB:.0f}" if "peak_bytes" in entry else entry.get("memory_error", "-")
+    total = f"{entry['total_bytes'] / MiB:.0f}" if "total_bytes" in entry else "-"
+    pred = f"{entry['estimate_bytes'] / MiB:.0f}" if "estimate_bytes" in entry else "-"
+    step = f"{entry['step_s']:.2f}" if "step_s" in entry else entry.get("time_error", "-")
+    params = f"{entry['params']:,}" if "params" in entry else "-"
+    model, width, blocks, size = entry["model"], entry["width"], entry["blocks"], entry["size"]
+    return f"| {model} | {width} | {blocks} | {size} | {params} | {peak} | {total} | {pred} | {step} |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="64^3, width 16, all models: under 3 minutes")
@@ -222,37 +259,10 @@ def main() -> None:
         old = results["runs"].get(key(model, width, blocks, size), {})
         if args.only_estimate and not old:
             continue
-        keep = args.resume or args.only_estimate or args.retime
-        entry = dict(old) if keep else {}
-        entry.update(model=model, width=width, blocks=blocks, size=str(size))
-        if args.quick and not args.only_estimate:
-            entry.update(measure(model, width, blocks, size, "both" if not args.no_time else "memory", args))
-            if "error" in entry:
-                entry["memory_error"] = entry.pop("error")
-        elif not args.only_estimate and not (keep and "total_bytes" in old):
-            entry.pop("memory_error", None)
-            entry.update(measure(model, width, blocks, size, "memory", args))
-            if "error" in entry:
-                entry["memory_error"] = entry.pop("error")
-        if not args.no_estimate and model in ESTIMATED and (model == "iunet" or not args.quick):
-            entry.update(estimate(model, width, blocks, size, args.device))
-        if (
-            not args.no_time
-            and not args.only_estimate
-            and not args.quick
-            and not (keep and "step_s" in old and not args.retime)
-        ):
-            timing = measure(model, width, blocks, size, "time", args)
-            entry.update(timing if "error" not in timing else {"time_error": timing["error"]})
-        entry["when"] = time.strftime("%Y-%m-%d %H:%M")
+        entry = run_entry(model, width, blocks, size, old, args)
         results["runs"][key(model, width, blocks, size)] = entry
         save_results(results, args.device, args.quick)
-        peak = f"{entry['peak_bytes'] / MiB:.0f}" if "peak_bytes" in entry else entry.get("memory_error", "-")
-        total = f"{entry['total_bytes'] / MiB:.0f}" if "total_bytes" in entry else "-"
-        pred = f"{entry['estimate_bytes'] / MiB:.0f}" if "estimate_bytes" in entry else "-"
-        step = f"{entry['step_s']:.2f}" if "step_s" in entry else entry.get("time_error", "-")
-        params = f"{entry['params']:,}" if "params" in entry else "-"
-        print(f"| {model} | {width} | {blocks} | {size} | {params} | {peak} | {total} | {pred} | {step} |", flush=True)
+        print(table_row(entry), flush=True)
     print(f"\n{time.time() - start:.0f} s", flush=True)
     if args.quick:
         print(f"(results in {results_path(args.device, True)}; docs/benchmarks.md comes from the full run)")

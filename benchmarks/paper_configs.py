@@ -100,9 +100,7 @@ def build_paper_model(
         config["channels"] = list(fit_channels(budget, budget_shape, levels=5, blocks=2, device=device))
         label = f"iUNet-eqmem (w{config['channels'][0]})"
     else:
-        raise ValueError(
-            f"unknown model {name!r}; choose from {(*PAPER_MODELS, 'segresnet', 'iunet_equal_memory')}."
-        )
+        raise ValueError(f"unknown model {name!r}; choose from {(*PAPER_MODELS, 'segresnet', 'iunet_equal_memory')}.")
     return _instantiate(config), {"label": label, "config": config}
 
 
@@ -138,9 +136,9 @@ def table() -> str:
         )
     command = "python benchmarks/paper_configs.py " + shlex.join(sys.argv[1:])
     note = (
-        f"Batch 1, crop {PAPER_SHAPE[2]}×{PAPER_SHAPE[3]}×{PAPER_SHAPE[4]}, Adam, planner with `device=\"cuda\"` "
+        f'Batch 1, crop {PAPER_SHAPE[2]}×{PAPER_SHAPE[3]}×{PAPER_SHAPE[4]}, Adam, planner with `device="cuda"` '
         "semantics (compares with `torch.cuda.max_memory_allocated`; cuDNN workspace not included); AMP approximated "
-        "by the same symbolic step under `torch.autocast(\"cpu\", dtype=torch.bfloat16)`. iUNet-eqmem is the widest "
+        'by the same symbolic step under `torch.autocast("cpu", dtype=torch.bfloat16)`. iUNet-eqmem is the widest '
         "5-level iUNet that `monai_iunet.fit_channels` fits into the U-Net's float32 budget. Written by "
         f"`{command.strip()}`."
     )

@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     brats.set_defaults(func=_generate_brats)
     _add_plan_parser(subparsers)
     _add_run_parser(subparsers)
+    _add_bundle_parser(subparsers)
     _add_clinical_parsers(subparsers)
     return parser
 
@@ -117,6 +118,34 @@ def _add_run_parser(subparsers) -> None:
     )
     run.add_argument("args", nargs=argparse.REMAINDER)
     run.set_defaults(func=_run)
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    from monai_iunet.bundle.shipped import copy_bundle, shipped_bundles
+
+    if args.action == "list":
+        for name, folder in shipped_bundles().items():
+            print(f"{name}\t{folder}")
+        return 0
+    if not args.name or not args.dir:
+        raise ValueError("bundle copy takes a bundle NAME and a destination DIR (see: monai-iunet bundle list).")
+    print(f"copied {args.name} to {copy_bundle(args.name, args.dir, overwrite=args.overwrite)}")
+    return 0
+
+
+def _add_bundle_parser(subparsers) -> None:
+    """``bundle list`` / ``bundle copy NAME DIR``: the bundles shipped with the package (:mod:`monai_iunet.bundle.shipped`)."""
+    bundle = subparsers.add_parser(
+        "bundle",
+        help="list the shipped bundles, or copy one into a folder",
+        description="The MONAI bundles installed with monai-iunet: 'list' them, or 'copy NAME DIR' to get a bundle "
+        "folder to run with python -m monai.bundle run (no clone of the repository needed).",
+    )
+    bundle.add_argument("action", choices=("list", "copy"))
+    bundle.add_argument("name", nargs="?", help="bundle name, e.g. brats_iunet")
+    bundle.add_argument("dir", nargs="?", help="destination folder (must not exist)")
+    bundle.add_argument("--overwrite", action="store_true", help="copy into an existing folder")
+    bundle.set_defaults(func=_bundle)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

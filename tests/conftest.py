@@ -18,6 +18,17 @@ PROCESS_TIMEOUT_S = 120.0
 RENDEZVOUS_TIMEOUT_S = 60.0
 
 
+#: test modules that run whole bundles end to end in subprocesses (minutes each): marked ``slow`` as a whole
+SLOW_MODULES = ("bundles/test_bundle_brats.py", "bundles/test_bundle_ct.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests of :data:`SLOW_MODULES` ``slow``, so that ``-m "not slow"`` gives a quick subset."""
+    for item in items:
+        if item.path.as_posix().endswith(SLOW_MODULES):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -73,7 +73,7 @@ def test_verify_width_brackets_the_widest_fitting_width(start, widest):
 def test_docs_benchmarks_md_is_the_template_filled_from_the_cached_results(tmp_path, monkeypatch):
     committed = (_report.DOCS / "benchmarks.md").read_text()
     monkeypatch.setattr(_report, "DOCS", tmp_path)
-    monkeypatch.setattr(_report, "_plot", lambda runs, fit, path: True)  # the figure is not compared
+    monkeypatch.setattr(_report, "plot_results", lambda runs, fit, path: True)  # the figure is not compared
     (tmp_path / "benchmarks.md").write_text(committed)  # what follows the end marker is kept
     _report.write_report("cpu")
     assert (tmp_path / "benchmarks.md").read_text() == committed
@@ -82,7 +82,7 @@ def test_docs_benchmarks_md_is_the_template_filled_from_the_cached_results(tmp_p
 def test_report_leaves_out_sections_without_results_and_keeps_what_follows_the_marker(tmp_path, monkeypatch):
     monkeypatch.setattr(_report, "DOCS", tmp_path)
     monkeypatch.setattr(_report, "RESULTS", tmp_path / "no_results")
-    monkeypatch.setattr(_report, "_plot", lambda runs, fit, path: False)
+    monkeypatch.setattr(_report, "plot_results", lambda runs, fit, path: False)
     (tmp_path / "benchmarks.md").write_text(f"old report\n{_report.END_MARKER}\n## Compiled engine\n\nkept\n")
     text = _report.write_report("cpu")[0].read_text()
     assert "old report" not in text and text.endswith(f"{_report.END_MARKER}\n## Compiled engine\n\nkept\n")

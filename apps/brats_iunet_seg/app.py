@@ -35,7 +35,10 @@ __all__ = ["SELECTION_RULES", "BratsIUNetSegApp", "BratsIUNetSegmentOperator"]
 SELECTION_RULES = {
     "selections": [
         {"name": "t1ce", "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)(post|contrast|gd|t1c|\\+c)"}},
-        {"name": "t1", "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)^t1w?( pre[- ]?contrast| native)?$"}},
+        {
+            "name": "t1",
+            "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)^t1w?( pre[- ]?contrast| native)?$"},
+        },
         {"name": "t2", "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)^t2w?$"}},
         {"name": "flair", "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)flair"}},
     ]

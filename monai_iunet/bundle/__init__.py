@@ -17,20 +17,41 @@ from __future__ import annotations
 
 from monai_iunet.bundle.checkpoints import AtomicCheckpointSaver, LatestCheckpointLoader, latest_checkpoint
 from monai_iunet.bundle.dataset import ensure_dataset
+from monai_iunet.bundle.handlers import EpochLossLogger, ValidateAtIntervalAndEnd, ValidationLogger, quiet_fresh_start
+from monai_iunet.bundle.inference import NiftiWriterOnOwnGrid, infer_case_by_case
+from monai_iunet.bundle.labels import detect_label_convention, label_values
 from monai_iunet.bundle.metrics import REGIONS, ConfusionDetailsToMetric, format_brats_metrics, print_brats_metrics
-from monai_iunet.bundle.predictions import case_name_formatter, check_no_predictions, report_broken_cases, select_cases
+from monai_iunet.bundle.predictions import (
+    case_name_formatter,
+    check_no_predictions,
+    check_writable,
+    report_broken_cases,
+    select_cases,
+)
+from monai_iunet.bundle.summary import load_model_weights, print_run_summary
 
 __all__ = [
     "AtomicCheckpointSaver",
     "ConfusionDetailsToMetric",
+    "EpochLossLogger",
     "LatestCheckpointLoader",
+    "NiftiWriterOnOwnGrid",
     "REGIONS",
+    "ValidateAtIntervalAndEnd",
+    "ValidationLogger",
     "case_name_formatter",
     "check_no_predictions",
+    "check_writable",
+    "detect_label_convention",
     "ensure_dataset",
     "format_brats_metrics",
+    "infer_case_by_case",
+    "label_values",
     "latest_checkpoint",
+    "load_model_weights",
     "print_brats_metrics",
+    "print_run_summary",
+    "quiet_fresh_start",
     "report_broken_cases",
     "select_cases",
 ]

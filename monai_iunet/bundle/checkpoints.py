@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -14,21 +15,42 @@ from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointLoader, CheckpointSaver
 from monai.utils import str2bool
 
-__all__ = ["AtomicCheckpointSaver", "LatestCheckpointLoader", "latest_checkpoint"]
+from monai_iunet.bundle.handlers import quiet_fresh_start
+
+__all__ = ["AtomicCheckpointSaver", "LatestCheckpointLoader", "latest_checkpoint", "read_model_record"]
 
 logger = logging.getLogger(__name__)
 
 
 def latest_checkpoint(ckpt_dir: str | os.PathLike, prefix: str = "checkpoint") -> str | None:
     """The interval checkpoint ``<prefix>_epoch=<n>.pt`` (or ``_iteration=<n>``) with the largest ``n``, or ``None``."""
+    found = _interval_checkpoints(ckpt_dir, prefix)
+    return os.path.join(ckpt_dir, found[-1][1]) if found else None
+
+
+def _interval_checkpoints(ckpt_dir: str | os.PathLike, prefix: str = "checkpoint") -> list[tuple[int, str]]:
+    """``(n, file name)`` of the interval checkpoints ``<prefix>_epoch=<n>.pt`` in ``ckpt_dir``, by ``n``."""
     pattern = re.compile(rf"{re.escape(prefix)}_(?:epoch|iteration)=(\d+)\.pt")
-    found = []
-    if os.path.isdir(ckpt_dir):
-        for name in os.listdir(ckpt_dir):
-            match = pattern.fullmatch(name)
-            if match:
-                found.append((int(match.group(1)), name))
-    return os.path.join(ckpt_dir, max(found)[1]) if found else None
+    if not os.path.isdir(ckpt_dir):
+        return []
+    return sorted((int(m.group(1)), name) for name in os.listdir(ckpt_dir) if (m := pattern.fullmatch(name)))
+
+
+def _write_json_atomically(path: str, record: dict) -> None:
+    partial = f"{path}.partial-{os.getpid()}"
+    with open(partial, "w") as f:
+        json.dump(record, f, indent=4)
+        f.write("\n")
+    os.replace(partial, path)
+
+
+def read_model_record(model_path: str | os.PathLike) -> dict | None:
+    """The record :class:`AtomicCheckpointSaver` wrote beside a best model (``<model>.json``), or ``None``."""
+    try:
+        with open(f"{model_path}.json") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 class _AtomicDiskSaver(DiskSaver):
@@ -72,6 +94,9 @@ class AtomicCheckpointSaver(CheckpointSaver):
     def __init__(self, save_dir: str, save_dict: dict, engine_key: str | None = None, **kwargs: Any) -> None:
         super().__init__(save_dir=save_dir, save_dict=save_dict, **kwargs)
         self.engine_key = engine_key
+        self.enabled = True  # False: a final evaluation of the saved model must not save it again
+        self._key_metric_filename = kwargs.get("key_metric_filename")
+        self._key_metric_name = kwargs.get("key_metric_name")
         fixed_names = {
             "_final_checkpoint": kwargs.get("final_filename"),
             "_key_metric_checkpoint": kwargs.get("key_metric_filename"),
@@ -85,6 +110,38 @@ class AtomicCheckpointSaver(CheckpointSaver):
     def state_dict(self) -> dict:
         """The best-metric record, so that a resumed run replaces the best model only by a better one."""
         return self._key_metric_checkpoint.state_dict() if self._key_metric_checkpoint is not None else {}
+
+    def metrics_completed(self, engine: Engine) -> None:
+        """Save the model if its key metric is the best so far, and then record its epoch and score beside it.
+
+        The record is ``<key_metric_filename>.json`` (``models/model.pt.json``): ``{"epoch", "metric", "value"}``,
+        the training epoch the saved model is from; ``model.pt`` itself stays a plain state dict, as the model zoo,
+        MONAI Deploy and MONAI Label load it.
+        """
+        if not self.enabled:
+            return
+        checkpoint = self._key_metric_checkpoint
+        before = checkpoint._saved[-1].priority if checkpoint is not None and checkpoint._saved else None
+        super().metrics_completed(engine)
+        after = checkpoint._saved[-1].priority if checkpoint is not None and checkpoint._saved else None
+        filename = self._key_metric_filename
+        if after is not None and after != before and filename:
+            record = {"epoch": int(engine.state.epoch), "metric": self._key_metric_name or engine.state.key_metric_name, "value": float(after)}
+            _write_json_atomically(os.path.join(self.save_dir, f"{filename}.json"), record)
+
+    def interval_completed(self, engine: Engine) -> None:
+        """Save the interval checkpoint, then remove older ones beyond ``n_saved`` left by earlier (resumed) runs.
+
+        Ignite's ``n_saved`` only counts the files one process wrote; without this, every resume would leave
+        ``n_saved`` more checkpoints behind.
+        """
+        super().interval_completed(engine)
+        checkpoint = self._interval_checkpoint
+        if checkpoint is None or checkpoint.n_saved is None:
+            return
+        prefix = f"{checkpoint.filename_prefix}_checkpoint" if checkpoint.filename_prefix else "checkpoint"
+        for _, name in _interval_checkpoints(self.save_dir, prefix)[: -checkpoint.n_saved]:
+            os.remove(os.path.join(self.save_dir, name))
 
     def attach(self, engine: Engine) -> None:
         if self.engine_key is not None:
@@ -129,13 +186,34 @@ class LatestCheckpointLoader:
         self.prefix = prefix
 
     def attach(self, engine: Engine) -> None:
-        if not self.enabled:
-            return
-        path = latest_checkpoint(self.ckpt_dir, self.prefix)
+        """Load the newest checkpoint now (before the run starts, so that ignite's log names the right epoch)."""
+        path = latest_checkpoint(self.ckpt_dir, self.prefix) if self.enabled else None
         if path is None:
-            logger.info(f"resume: no checkpoint in {self.ckpt_dir!r}, training from scratch.")
+            if self.enabled:
+                logger.info(f"resume: no checkpoint in {self.ckpt_dir!r}, training from scratch.")
+            quiet_fresh_start(engine)
             return
-        logger.info(f"resume: continuing from {path}.")
+        self._warn_ignored_learning_rate(path)
         CheckpointLoader(
             load_path=path, load_dict={**self.load_dict, self.engine_key: engine}, map_location=self.map_location
-        ).attach(engine)
+        )(engine)
+        logger.info(
+            f"resume: continuing from {path} (epoch {engine.state.epoch} of {engine.state.max_epochs} done)."
+        )
+
+    def _warn_ignored_learning_rate(self, path: str) -> None:
+        """Warn when the configured learning rate differs from the checkpoint's: the checkpoint's is used."""
+        optimizer = self.load_dict.get("optimizer")
+        if optimizer is None:
+            return
+        saved = torch.load(path, map_location="cpu", weights_only=True).get("optimizer", {}).get("param_groups")
+        if not saved:
+            return
+        configured = optimizer.param_groups[0].get("initial_lr", optimizer.param_groups[0]["lr"])
+        resumed = saved[0].get("initial_lr", saved[0]["lr"])
+        if abs(configured - resumed) > 1e-12 * max(abs(resumed), 1.0):
+            logger.warning(
+                f"resume: the learning rate {configured:g} given now is ignored; the optimizer and scheduler "
+                f"continue from the checkpoint (initial learning rate {resumed:g}). Start a fresh run "
+                "(--resume False, another --ckpt_dir) to train with a new learning rate."
+            )

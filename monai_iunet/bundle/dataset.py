@@ -6,14 +6,26 @@ import os
 from functools import partial
 from typing import Any
 
-from monai_iunet.data.generate import ensure_generated
+from monai.utils import str2bool
+
+from monai_iunet.data.generate import ensure_generated, is_missing_or_empty
+from monai_iunet.errors import InputNotFoundError
 from monai_iunet.data.synthetic_brats import generate_synthetic_brats
 
 __all__ = ["ensure_dataset"]
 
 
-def ensure_dataset(dataset_dir: str | os.PathLike, **synthetic: Any) -> str:
+def ensure_dataset(
+    dataset_dir: str | os.PathLike,
+    generate: bool | str = True,
+    default_dir: str | os.PathLike | None = None,
+    **synthetic: Any,
+) -> str:
     """Return ``dataset_dir``, first writing the synthetic BraTS-like dataset there if it is missing or empty.
+
+    Only where ``generate`` is true (the bundles: ``dataset_dir`` is the default location ``default_dir``, or
+    ``--synthetic#generate True`` was given): a mistyped ``--dataset_dir`` is an error naming it, never a folder
+    of synthetic cases trained on without a word.
 
     The dataset is written to a temporary sibling folder and renamed into place, so an interrupted generation never
     leaves a partial dataset behind. In a distributed run, rank 0 generates and the other ranks wait for it (see
@@ -21,8 +33,22 @@ def ensure_dataset(dataset_dir: str | os.PathLike, **synthetic: Any) -> str:
 
     Args:
         dataset_dir: the dataset folder.
+        generate: whether to generate the synthetic dataset where ``dataset_dir`` is missing or empty; ``"auto"``
+            generates only when ``dataset_dir`` is ``default_dir``.
+        default_dir: the default dataset folder, for ``generate="auto"`` and the message.
         synthetic: arguments of :func:`~monai_iunet.data.generate_synthetic_brats` (``num_cases``, ``spatial_size``,
             ``seed``, ``num_unlabeled``, ...).
     """
-    generate = partial(generate_synthetic_brats, **synthetic)
-    return str(ensure_generated(dataset_dir, generate, description="a synthetic BraTS-like dataset"))
+    if str(generate).lower() == "auto":
+        generate = default_dir is not None and os.path.abspath(dataset_dir) == os.path.abspath(default_dir)
+    if not str2bool(generate):
+        if is_missing_or_empty(dataset_dir):
+            default = f" at {str(default_dir)!r}" if default_dir is not None else ""
+            raise InputNotFoundError(
+                f"dataset folder {str(dataset_dir)!r} does not exist or is empty; check the path, leave out "
+                f"--dataset_dir to train on the synthetic demo data{default}, or pass --synthetic#generate True "
+                "to write synthetic cases there."
+            )
+        return str(dataset_dir)
+    generate_fn = partial(generate_synthetic_brats, **synthetic)
+    return str(ensure_generated(dataset_dir, generate_fn, description="a synthetic BraTS-like dataset"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from monai.utils import str2bool
 from monai_iunet.data import BrokenCaseError, case_name
 from monai_iunet.errors import OutputExistsError, UserInputError
 
-__all__ = ["case_name_formatter", "check_no_predictions", "report_broken_cases", "select_cases"]
+__all__ = ["case_name_formatter", "check_no_predictions", "check_writable", "report_broken_cases", "select_cases"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,25 @@ def select_cases(datalist: Mapping[str, Any], subset: str = "testing") -> list[d
             f"the dataset has no {subset!r} cases to infer ({datalist['layout']} layout; unlabelled cases are "
             "'testing'); pass --inference_subset all to infer every case."
         )
-    return [{"image": item["image"], "case": item["case"]} for item in items]
+    cases = [{"image": item["image"], "case": item["case"]} for item in items]
+    _check_unique_names(cases)
+    return cases
+
+
+def _check_unique_names(cases: Sequence[dict]) -> None:
+    """Refuse, before anything runs, cases whose predictions would have the same file name (one would be lost)."""
+    sources: dict[str, list[str]] = {}
+    for item in cases:
+        image = item["image"]
+        sources.setdefault(item["case"], []).append(str(image if isinstance(image, str) else image[0]))
+    clashes = {name: files for name, files in sources.items() if len(files) > 1}
+    if clashes:
+        listed = "; ".join(f"{name}: {', '.join(files)}" for name, files in list(clashes.items())[:5])
+        raise UserInputError(
+            f"{len(clashes)} prediction name(s) would be written twice, one prediction overwriting the other "
+            f"({listed}); infer one subset at a time (--inference_subset testing, training or validation) into "
+            "different --output_dir folders, or rename the cases."
+        )
 
 
 def case_name_formatter(metadict: dict, saver: Any = None) -> dict:
@@ -58,6 +77,7 @@ def check_no_predictions(
         postfix: file-name postfix of the predictions.
         ext: file extension of the predictions.
     """
+    check_writable(output_dir)
     if str2bool(overwrite):
         return
     existing = [str(path) for item in items if (path := Path(output_dir) / f"{item['case']}_{postfix}{ext}").exists()]
@@ -67,6 +87,23 @@ def check_no_predictions(
             f"{len(existing)} prediction(s) already exist in {str(output_dir)!r} ({listed}); pass --overwrite True "
             "to replace them, or choose another --output_dir."
         )
+
+
+def check_writable(output_dir: str | os.PathLike) -> None:
+    """Create ``output_dir`` if needed and check that a file can be written there, before any case is inferred.
+
+    Raises:
+        UserInputError: naming the folder and the operating system's reason.
+    """
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output_dir):
+            pass
+    except OSError as e:
+        raise UserInputError(
+            f"cannot write predictions to output_dir {str(output_dir)!r} ({type(e).__name__}: {e.strerror or e}); "
+            "choose a folder you can write to with --output_dir."
+        ) from e
 
 
 def report_broken_cases(broken: Sequence[str], what: str = "inference") -> None:

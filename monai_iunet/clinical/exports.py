@@ -78,12 +78,12 @@ def _grid(size: Sequence[int], spacing: Sequence[float], direction: np.ndarray, 
 
 
 def synthesize_other_body_part(spatial_size: Sequence[int] = (64, 64, 64), seed: int = 0) -> np.ndarray:
-    """A volume of another body part (a limb-like elliptic cylinder with bone and muscle, filling the field of view
+    """A volume of another body part (a leg-like elliptic cylinder with bone and muscle, filling the field of view
     along its last axis), to test that registering it to a brain fails loudly. Array order ``(x, y, z)``."""
     rng = np.random.default_rng(seed)
     shape = np.asarray(spatial_size)
     grid = np.stack(np.meshgrid(*(np.arange(s, dtype=np.float32) for s in shape), indexing="ij"))
-    x, y = (grid[0] - shape[0] * 0.55) / (shape[0] * 0.47), (grid[1] - shape[1] * 0.5) / (shape[1] * 0.42)
+    x, y = (grid[0] - shape[0] * 0.55) / (shape[0] * 0.26), (grid[1] - shape[1] * 0.5) / (shape[1] * 0.23)
     r = np.sqrt(x**2 + y**2)
     image = np.where(r < 1.0, 0.4, 0.0) + np.where(r < 0.75, 0.5, 0.0)  # fat ring around muscle
     bone = np.sqrt((x + 0.2) ** 2 + (y - 0.1) ** 2) < 0.22

@@ -79,7 +79,9 @@ def _series_files(folder: Path, what: str, series_uids: Sequence[str]) -> list[s
     """The sorted files of the one image series in ``folder`` (chosen by ``series_uids`` when there are several)."""
     entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
     if not entries:
-        raise ClinicalInputError(f"{what}: the folder is empty; give a folder holding one DICOM series, or an image file.")
+        raise ClinicalInputError(
+            f"{what}: the folder is empty; give a folder holding one DICOM series, or an image file."
+        )
     ids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
     image_ids = {}
     for uid in ids:
@@ -94,7 +96,9 @@ def _series_files(folder: Path, what: str, series_uids: Sequence[str]) -> list[s
         )
     chosen = [uid for uid in image_ids if uid in set(series_uids)]
     if len(image_ids) > 1 and len(chosen) != 1:
-        listing = "; ".join(f"{uid} ({desc or 'no description'}, {len(f)} files)" for uid, (f, desc) in image_ids.items())
+        listing = "; ".join(
+            f"{uid} ({desc or 'no description'}, {len(f)} files)" for uid, (f, desc) in image_ids.items()
+        )
         raise ClinicalInputError(
             f"{what}: the folder holds {len(image_ids)} DICOM series: {listing}. Choose one with --series-uid UID."
         )

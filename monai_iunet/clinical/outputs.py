@@ -132,9 +132,9 @@ def write_overview(
         overlay[lab == labels[part]] = value
     cmap = ListedColormap([(0, 0, 0, 0), (0.2, 0.8, 0.2, 0.45), (0.95, 0.2, 0.2, 0.6), (1.0, 0.85, 0.1, 0.6)])
     views = [
-        ("axial (k = %d)" % centre[0], image[centre[0]], overlay[centre[0]], sy / sx),
-        ("coronal (j = %d)" % centre[1], image[:, centre[1]], overlay[:, centre[1]], sz / sx),
-        ("sagittal (i = %d)" % centre[2], image[:, :, centre[2]], overlay[:, :, centre[2]], sz / sy),
+        (f"axial (k = {centre[0]})", image[centre[0]], overlay[centre[0]], sy / sx),
+        (f"coronal (j = {centre[1]})", image[:, centre[1]], overlay[:, centre[1]], sz / sx),
+        (f"sagittal (i = {centre[2]})", image[:, :, centre[2]], overlay[:, :, centre[2]], sz / sy),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
     vmax = float(np.percentile(image[image > 0], 99.5)) if (image > 0).any() else 1.0

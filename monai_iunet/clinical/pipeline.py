@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -142,7 +143,6 @@ def segment(
     if reference not in MODALITY_NAMES:
         raise ClinicalInputError(f"--reference must be one of {MODALITY_NAMES}, got {reference!r}.")
     sources = {"t1": t1, "t1ce": t1ce, "t2": t2, "flair": flair}
-    timings: dict[str, float] = {}
     start = time.perf_counter()
     with atomic_output_dir(output, overwrite=overwrite) as tmp:
         series = {name: read_series(name, src, series_uids) for name, src in sources.items()}
@@ -150,7 +150,7 @@ def segment(
         for w in study_warnings:
             warnings.warn(w, UserWarning, stacklevel=2)
         mask = read_brain_mask(brain_mask, series[reference].image, reference) if brain_mask is not None else None
-        timings["read_s"] = time.perf_counter() - start
+        timings = {"read_s": time.perf_counter() - start}
         if n4:
             t = time.perf_counter()
             for s in series.values():
@@ -161,31 +161,10 @@ def segment(
         timings["register_resample_s"] = time.perf_counter() - t
         if mask is not None:
             aligned = {name: apply_mask(image, mask) for name, image in aligned.items()}
-        if segmenter is None:
-            try:
-                segmenter = BundleSegmenter(bundle, device=device)
-            except FileNotFoundError as e:
-                raise ClinicalInputError(f"--bundle: {e}") from None
-        t = time.perf_counter()
-        prep = tmp / "preprocessed"
-        prep.mkdir()
-        files = {}
-        for name in MODALITY_NAMES:
-            files[name] = str(prep / f"{name}.nii.gz")
-            sitk.WriteImage(aligned[name], files[name])
-        ref_image = series[reference].image
-        label = label_image(segmenter(files), ref_image)
-        timings["inference_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        sitk.WriteImage(label, str(tmp / "segmentation.nii.gz"), useCompression=True)
-        if series[reference].is_dicom:
-            write_dicom_seg(label, segmenter.labels, series[reference].files, tmp / "segmentation.dcm")
-        write_overview(ref_image, label, segmenter.labels, tmp / "overview.png", title=f"{Path(output).name}")
-        if not save_preprocessed:
-            for f in prep.iterdir():
-                f.unlink()
-            prep.rmdir()
-        timings["write_s"] = time.perf_counter() - t
+        segmenter = segmenter if segmenter is not None else _load_segmenter(bundle, device)
+        label = _write_results(
+            tmp, series[reference], aligned, segmenter, save_preprocessed, Path(output).name, timings
+        )
         timings["total_s"] = time.perf_counter() - start
         report = {
             "inputs": {
@@ -194,10 +173,10 @@ def segment(
             },
             "reference": reference,
             "reference_grid": {
-                "size": list(ref_image.GetSize()),
-                "spacing": list(ref_image.GetSpacing()),
-                "origin": list(ref_image.GetOrigin()),
-                "direction": list(ref_image.GetDirection()),
+                "size": list(label.GetSize()),
+                "spacing": list(label.GetSpacing()),
+                "origin": list(label.GetOrigin()),
+                "direction": list(label.GetDirection()),
             },
             "bundle": str(segmenter.bundle),
             "labels": segmenter.labels,
@@ -210,3 +189,40 @@ def segment(
         }
         (tmp / "report.json").write_text(json.dumps(report, indent=4))
     return report
+
+
+def _load_segmenter(bundle: str | os.PathLike, device: str | None) -> BundleSegmenter:
+    try:
+        return BundleSegmenter(bundle, device=device)
+    except FileNotFoundError as e:
+        raise ClinicalInputError(f"--bundle: {e}") from None
+
+
+def _write_results(
+    tmp: Path,
+    reference: Series,
+    aligned: Mapping[str, sitk.Image],
+    segmenter: BundleSegmenter,
+    save_preprocessed: bool,
+    title: str,
+    timings: dict[str, float],
+) -> sitk.Image:
+    """Run the network on the aligned modalities and write the label map, DICOM-SEG and overview into ``tmp``."""
+    t = time.perf_counter()
+    prep = tmp / "preprocessed"
+    prep.mkdir()
+    files = {}
+    for name in MODALITY_NAMES:
+        files[name] = str(prep / f"{name}.nii.gz")
+        sitk.WriteImage(aligned[name], files[name])
+    label = label_image(segmenter(files), reference.image)
+    timings["inference_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    sitk.WriteImage(label, str(tmp / "segmentation.nii.gz"), useCompression=True)
+    if reference.is_dicom:
+        write_dicom_seg(label, segmenter.labels, reference.files, tmp / "segmentation.dcm")
+    write_overview(reference.image, label, segmenter.labels, tmp / "overview.png", title=title)
+    if not save_preprocessed:
+        shutil.rmtree(prep)
+    timings["write_s"] = time.perf_counter() - t
+    return label

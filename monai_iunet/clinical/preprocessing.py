@@ -45,8 +45,9 @@ def read_brain_mask(path: str | os.PathLike, reference: sitk.Image, reference_na
     except RuntimeError:
         raise ClinicalInputError(f"--brain-mask {path}: cannot be read as an image.") from None
     if mask.GetDimension() != 3 or not same_grid(mask, reference):
+        geometry = _geometry(mask) if mask.GetDimension() == 3 else f"{mask.GetDimension()}D"
         raise ClinicalInputError(
-            f"--brain-mask {path}: the mask is on another grid ({_geometry(mask) if mask.GetDimension() == 3 else '2D'})"
+            f"--brain-mask {path}: the mask is on another grid ({geometry})"
             f" than the reference --{reference_name} ({_geometry(reference)}); give a mask on the reference series' "
             "own grid (e.g. from a skull-stripping tool run on it)."
         )
@@ -66,11 +67,14 @@ def n4_correct(image: sitk.Image, mask: sitk.Image | None = None, shrink: int = 
 
     Args:
         image: the series (float32).
-        mask: where to fit the field (default: the Otsu foreground).
+        mask: where to fit the field (default: the non-zero voxels of a skull-stripped image, else the Otsu
+            foreground).
         shrink: downsampling factor for the fit.
         iterations: iterations per fitting level (4 levels).
     """
-    mask = sitk.OtsuThreshold(image, 0, 1, 200) if mask is None else mask
+    if mask is None:  # skull-stripped: everything non-zero; otherwise the Otsu foreground
+        skull_stripped = (sitk.GetArrayViewFromImage(image) == 0).mean() > 0.1
+        mask = sitk.Cast(image > 0, sitk.sitkUInt8) if skull_stripped else sitk.OtsuThreshold(image, 0, 1, 200)
     small = sitk.Shrink(image, [shrink] * 3)
     small_mask = sitk.Shrink(mask, [shrink] * 3)
     n4 = sitk.N4BiasFieldCorrectionImageFilter()

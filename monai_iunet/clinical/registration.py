@@ -1,11 +1,11 @@
 """Rigid co-registration of one MR series to the reference series with SimpleITK.
 
-Mattes mutual information (multi-modal), a multi-resolution pyramid (shrink 4, 2, 1 with smoothing 2, 1, 0 mm),
+Mattes mutual information (multi-modal), a multi-resolution pyramid (shrink 4, 2, 1 with smoothing 2, 1, 0.5 mm),
 an Euler 3D transform initialised at the centres of mass (``CenteredTransformInitializer`` with ``MOMENTS``),
 gradient descent with physical-shift scales, and the metric sampled within the reference's foreground. The result
 keeps the final metric and the checks that tell a failed registration from a good one:
 
-- ``foreground_dice``: Dice overlap of the two foregrounds (Otsu) after registration, below 0.7 looks failed
+- ``foreground_dice``: Dice overlap of the two foregrounds (Otsu) after registration, below 0.8 looks failed
   (a series of another body part, a wrong series);
 - ``rotation_deg`` / ``translation_mm``: the patient moves a few degrees and millimetres between the series of
   one session; more than 30° or 50 mm looks failed.
@@ -21,7 +21,7 @@ import SimpleITK as sitk
 
 __all__ = ["RegistrationResult", "foreground", "register_rigid"]
 
-MIN_FOREGROUND_DICE = 0.7
+MIN_FOREGROUND_DICE = 0.8
 MAX_ROTATION_DEG = 30.0
 MAX_TRANSLATION_MM = 50.0
 
@@ -89,7 +89,7 @@ def register_rigid(
     reference: sitk.Image,
     moving: sitk.Image,
     shrink_factors: tuple[int, ...] = (4, 2, 1),
-    smoothing_sigmas: tuple[float, ...] = (2.0, 1.0, 0.0),
+    smoothing_sigmas: tuple[float, ...] = (2.0, 1.0, 0.5),
     iterations: int = 100,
     samples: int = 40000,
     seed: int = 0,
@@ -120,7 +120,11 @@ def register_rigid(
     method.SetMetricFixedMask(fixed_mask)
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=2.0, minStep=1e-3, numberOfIterations=iterations, relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6
+        learningRate=2.0,
+        minStep=1e-3,
+        numberOfIterations=iterations,
+        relaxationFactor=0.5,
+        gradientMagnitudeTolerance=1e-6,
     )
     method.SetOptimizerScalesFromPhysicalShift()
     method.SetShrinkFactorsPerLevel(list(shrink_factors))

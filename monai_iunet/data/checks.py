@@ -87,6 +87,62 @@ def _header(path: str, problems: list[str]) -> Any | None:
         return None
 
 
+def _shape_problems(images: list[tuple[str, Any]], num_channels: int) -> tuple[list[str], tuple[int, ...]]:
+    """Problems with the image files' shapes (one 4D file, or one 3D file per modality), and the spatial shape."""
+    problems = []
+    shapes = [img.shape for _, img in images]
+    if len(images) == 1:
+        if len(shapes[0]) != 4 or shapes[0][3] != num_channels:
+            problems.append(
+                f"{images[0][0]} has shape {shapes[0]}; expected a 4D image with {num_channels} modalities last, "
+                "one per input channel of the network"
+            )
+        return problems, tuple(shapes[0][:3])
+    if len(images) != num_channels:
+        problems.append(
+            f"the case has {len(images)} modality files but the network takes {num_channels} input channels"
+        )
+    problems += [f"{f} has shape {s}; expected a 3D volume" for (f, _), s in zip(images, shapes) if len(s) != 3]
+    return problems, tuple(shapes[0])
+
+
+def _grid_problems(files: list[tuple[str, Any]], spatial: tuple[int, ...]) -> list[str]:
+    """Problems with the files after the first: a spatial shape or an affine that differs from the first file's."""
+    (reference_file, reference), problems = files[0], []
+    for f, img in files[1:]:
+        if tuple(img.shape[:3]) != spatial:
+            problems.append(f"{f} has spatial shape {img.shape[:3]} but {reference_file} has {spatial}")
+        elif not np.allclose(img.affine, reference.affine, atol=1e-3):
+            problems.append(
+                f"{f} has a different affine (voxel-to-world geometry) from {reference_file}; "
+                "resample it onto the same grid"
+            )
+    return problems
+
+
+def _voxel_problems(
+    images: list[tuple[str, Any]], label: tuple[str, Any] | None, label_values: Iterable[int] | None
+) -> list[str]:
+    """Problems with the voxels: unreadable data, NaN/Inf or all-zero images, unexpected label values."""
+    problems = []
+    for f, img in images + ([label] if label else []):
+        try:
+            data = np.asanyarray(img.dataobj)
+        except MemoryError:
+            mib = int(np.prod(img.shape)) * img.get_data_dtype().itemsize / 2**20
+            problems.append(f"{f} does not fit in memory ({'x'.join(map(str, img.shape))} voxels, {mib:.0f} MiB)")
+            continue
+        except Exception as e:
+            problems.append(f"{f} is truncated or corrupt ({type(e).__name__}: {e})")
+            continue
+        if label and f == label[0]:
+            if label_values is not None:
+                problems += array_problems(data, f, label_values=label_values)
+        else:
+            problems += array_problems(np.moveaxis(data, -1, 0) if data.ndim == 4 else data, f)
+    return problems
+
+
 def check_case(
     item: dict, read_data: bool = False, label_values: Iterable[int] | None = None, num_channels: int = 4
 ) -> list[str]:
@@ -108,47 +164,11 @@ def check_case(
     label = (str(item["label"]), _header(str(item["label"]), problems)) if "label" in item else None
     if problems:
         return problems
-    shapes = [img.shape for _, img in images]
-    if len(images) == 1:
-        if len(shapes[0]) != 4 or shapes[0][3] != num_channels:
-            problems.append(
-                f"{images[0][0]} has shape {shapes[0]}; expected a 4D image with {num_channels} modalities last, "
-                "one per input channel of the network"
-            )
-        spatial = shapes[0][:3]
-    else:
-        if len(images) != num_channels:
-            problems.append(
-                f"the case has {len(images)} modality files but the network takes {num_channels} input channels"
-            )
-        for (f, _), s in zip(images, shapes):
-            if len(s) != 3:
-                problems.append(f"{f} has shape {s}; expected a 3D volume")
-        spatial = shapes[0]
-    reference_file, reference = images[0]
-    others = images[1:] + ([label] if label else [])
-    for f, img in others:
-        if tuple(img.shape[:3]) != tuple(spatial):
-            problems.append(f"{f} has spatial shape {img.shape[:3]} but {reference_file} has {tuple(spatial)}")
-        elif not np.allclose(img.affine, reference.affine, atol=1e-3):
-            problems.append(
-                f"{f} has a different affine (voxel-to-world geometry) from {reference_file}; "
-                "resample it onto the same grid"
-            )
+    problems, spatial = _shape_problems(images, num_channels)
+    problems += _grid_problems(images + ([label] if label else []), spatial)
     if problems or not read_data:
         return problems
-    for f, img in images + ([label] if label else []):
-        try:
-            data = np.asanyarray(img.dataobj)
-        except Exception as e:
-            problems.append(f"{f} is truncated or corrupt ({type(e).__name__}: {e})")
-            continue
-        if label and f == label[0]:
-            if label_values is not None:
-                problems += array_problems(data, f, label_values=label_values)
-        else:
-            problems += array_problems(np.moveaxis(data, -1, 0) if data.ndim == 4 else data, f)
-    return problems
+    return _voxel_problems(images, label, label_values)
 
 
 def screen_datalist(
@@ -194,7 +214,11 @@ def drop_broken_cases(
     good, broken = screen_datalist(items, read_data=read_data, label_values=label_values, num_channels=num_channels)
     if broken:
         message = f"{len(broken)} broken case(s){' in ' + where if where else ''}:\n  " + "\n  ".join(broken)
-        if not good or not str2bool(skip_broken):
+        if not good and str2bool(skip_broken):  # skipping is on already: nothing would be left
+            raise BrokenCaseError(
+                f"{message}\nEvery case is broken, so none is left to use; fix or replace the files listed above."
+            )
+        if not str2bool(skip_broken):
             raise BrokenCaseError(f"{message}\n{advice}")
         logger.warning(f"{message}\nThey are left out.")
     return good

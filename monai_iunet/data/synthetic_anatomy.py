@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from monai.transforms import GaussianSmooth
 from monai.utils import ensure_tuple_rep
 
-from monai_iunet.data.synthetic_brats import TISSUE_INTENSITIES, _smooth_field
+from monai_iunet.data.synthetic_brats import TISSUE_INTENSITIES, smooth_field
 
 __all__ = ["BRATS_FIELD_OF_VIEW", "load_mni152", "mni152_spacing", "synthesize_mni152_case"]
 
@@ -112,7 +112,7 @@ def _draw_warp(rng: np.random.Generator, shape, spacing) -> tuple[np.ndarray, np
     linear = _rotation(rng, 8.0) @ np.diag(rng.uniform(0.9, 1.08, 3))
     shift = rng.uniform(-4.0, 4.0, 3)
     cells = max(2, int(max(shape) * max(spacing) / 40))  # displacement correlated over ~4 cm
-    elastic = np.stack([rng.uniform(1.5, 3.5) * _smooth_field(shape, rng, cells=cells) for _ in range(3)])
+    elastic = np.stack([rng.uniform(1.5, 3.5) * smooth_field(shape, rng, cells=cells) for _ in range(3)])
     return linear, shift, elastic
 
 
@@ -143,15 +143,15 @@ def _tumour(world: np.ndarray, coarse: np.ndarray, wm: np.ndarray, rng: np.rando
     h = 1.0 - strength * np.exp(-(r**2) / (2 * reach**2))
     displaced = centre[:, None, None, None] + offset * h
     d = np.sqrt(((offset / radii[:, None, None, None]) ** 2).sum(0))
-    d = d * (1.0 + 0.2 * _smooth_field(shape, rng, cells=6))
+    d = d * (1.0 + 0.2 * smooth_field(shape, rng, cells=6))
     return displaced.astype(np.float32), d.astype(np.float32)
 
 
 def _labels(d, wm, gm, brain, rng: np.random.Generator, shape) -> np.ndarray:
     """BraTS labels from the tumour distance map: necrosis 1, enhancing rim 4, edema 2 along white matter."""
     core = rng.uniform(0.35, 0.65)
-    rim = core + rng.uniform(0.15, 0.35) * (1.0 + 0.5 * _smooth_field(shape, rng, cells=8))
-    reach = rng.uniform(1.6, 2.6) * (1.0 + 0.25 * _smooth_field(shape, rng, cells=10))
+    rim = core + rng.uniform(0.15, 0.35) * (1.0 + 0.5 * smooth_field(shape, rng, cells=8))
+    reach = rng.uniform(1.6, 2.6) * (1.0 + 0.25 * smooth_field(shape, rng, cells=10))
     white = wm / np.maximum(wm + gm, 1e-3)  # white-matter fraction of the tissue at each voxel
     edema = (d < 1.0 + 0.25 * rng.uniform(0.5, 1.0)) | ((d < reach) & (white > 0.55))
     label = np.zeros(shape, dtype=np.uint8)
@@ -178,13 +178,13 @@ def _contrasts(t1, gm, wm, brain, label, rng: np.random.Generator, shape) -> np.
         healthy[c] = 0.5 * healthy[c] + 0.5 * template_t1 * means["white_matter"][c, 0, 0, 0]
     smooth = GaussianSmooth(sigma=0.7)
     image = healthy
-    texture = 1.0 + 0.12 * _smooth_field(shape, rng, cells=max(4, max(shape) // 6))
+    texture = 1.0 + 0.12 * smooth_field(shape, rng, cells=max(4, max(shape) // 6))
     for value, name in ((2, "edema"), (4, "enhancing"), (1, "necrosis")):
         part = smooth(torch.from_numpy((label == value).astype(np.float32))[None]).numpy()
         mean = means[name] * (texture if name != "edema" else 1.0)
         image = image * (1.0 - part) + part * mean
     # a soft transition of the edema into the surrounding tissue
-    image = image * (1.0 + 0.03 * _smooth_field(shape, rng, cells=max(4, max(shape) // 3)))
+    image = image * (1.0 + 0.03 * smooth_field(shape, rng, cells=max(4, max(shape) // 3)))
     return (image * brain).astype(np.float32)
 
 
@@ -228,7 +228,7 @@ def synthesize_mni152_case(
     label = _labels(d, wm, gm, brain, rng, shape)
     image = _contrasts(t1, gm, wm, brain, label, rng, shape)
     for channel in image:
-        channel *= np.exp(bias_strength * _smooth_field(shape, rng, cells=2))
+        channel *= np.exp(bias_strength * smooth_field(shape, rng, cells=2))
         noise = noise_std * rng.standard_normal((2, *shape)).astype(np.float32)
         channel[:] = np.sqrt((channel + noise[0]) ** 2 + noise[1] ** 2)  # Rician magnitude noise
         channel *= rng.uniform(300.0, 1500.0)

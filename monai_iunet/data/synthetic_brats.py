@@ -36,7 +36,7 @@ from monai.utils import ensure_tuple_rep
 
 from monai_iunet.data.layouts import BRATS_LAYOUTS
 
-__all__ = ["MODALITIES", "TISSUE_INTENSITIES", "synthesize_brats_case", "generate_synthetic_brats"]
+__all__ = ["MODALITIES", "TISSUE_INTENSITIES", "generate_synthetic_brats", "smooth_field", "synthesize_brats_case"]
 
 MODALITIES = BRATS_LAYOUTS["brats2021"]["modalities"]
 """Modality names, in BraTS 2018–2021 file-name spelling and in the channel order of the bundle."""
@@ -53,7 +53,7 @@ TISSUE_INTENSITIES: dict[str, tuple[float, float, float, float]] = {
 """Mean intensity of each tissue per modality (``MODALITIES`` order), before bias field, noise and scaling."""
 
 
-def _smooth_field(shape: Sequence[int], rng: np.random.Generator, cells: int) -> np.ndarray:
+def smooth_field(shape: Sequence[int], rng: np.random.Generator, cells: int) -> np.ndarray:
     """A smooth random field of unit standard deviation: Gaussian noise on a coarse grid, upsampled trilinearly.
 
     Args:
@@ -97,10 +97,10 @@ def synthesize_brats_case(
     centre = size / 2 + rng.uniform(-0.03, 0.03, 3) * size
     radii = size * rng.uniform([0.38, 0.33, 0.36], [0.44, 0.40, 0.42])
     r = np.sqrt((((grid - centre[:, None, None, None]) / radii[:, None, None, None]) ** 2).sum(0))
-    r = r + 0.06 * _smooth_field(shape, rng, cells=4)
+    r = r + 0.06 * smooth_field(shape, rng, cells=4)
     brain = r < 1.0
     tissue = np.zeros(shape, dtype=np.int8)  # 0 background, 1 CSF, 2 grey matter, 3 white matter
-    cortex_depth = 0.2 + 0.05 * _smooth_field(shape, rng, cells=6)
+    cortex_depth = 0.2 + 0.05 * smooth_field(shape, rng, cells=6)
     tissue[brain] = 3
     tissue[brain & (r > 1.0 - cortex_depth)] = 2
     tissue[brain & (r > 0.94)] = 1
@@ -116,7 +116,7 @@ def synthesize_brats_case(
     tumour_centre = inside[rng.integers(len(inside))].astype(np.float32)
     tumour_radius = min(shape) * rng.uniform(0.12, 0.19)
     d = np.sqrt(((grid - tumour_centre[:, None, None, None]) ** 2).sum(0)) / tumour_radius
-    d = d + 0.18 * _smooth_field(shape, rng, cells=5)
+    d = d + 0.18 * smooth_field(shape, rng, cells=5)
     core, rim = rng.uniform(0.35, 0.6), rng.uniform(0.3, 0.45)
     edema_extent = rng.uniform(1.4, 1.9)
     label = np.zeros(shape, dtype=np.uint8)
@@ -135,9 +135,9 @@ def synthesize_brats_case(
     index[label == 1] = 5
     image = np.moveaxis(means[index], -1, 0) * brain  # (4, *shape)
     image = GaussianSmooth(sigma=0.6)(torch.from_numpy(image)).numpy()
-    image = image * (1.0 + 0.04 * _smooth_field(shape, rng, cells=max(shape) // 3))
+    image = image * (1.0 + 0.04 * smooth_field(shape, rng, cells=max(shape) // 3))
     for channel in image:
-        channel *= np.exp(bias_strength * _smooth_field(shape, rng, cells=2))
+        channel *= np.exp(bias_strength * smooth_field(shape, rng, cells=2))
         channel += noise_std * rng.standard_normal(shape).astype(np.float32)
         channel *= rng.uniform(300.0, 1500.0)
     image = np.clip(image, 0.0, None) * brain
@@ -150,6 +150,19 @@ def _to_convention(label: np.ndarray, labels: dict[str, int]) -> np.ndarray:
     for region, value in (("necrosis", 1), ("edema", 2), ("enhancing", 4)):
         out[label == value] = labels[region]
     return out
+
+
+def _write_case_folder(
+    case_dir: Path, image: np.ndarray, label: np.ndarray | None, affine: np.ndarray, spec: dict
+) -> str:
+    """Write one case of a BraTS layout: a NIfTI file per modality and, for a labelled case, the label."""
+    case_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{case_dir.name}{spec['separator']}"
+    for name, volume in zip(spec["modalities"], image):
+        nib.save(nib.Nifti1Image(volume, affine), case_dir / f"{stem}{name}.nii.gz")
+    if label is not None:
+        nib.save(nib.Nifti1Image(label, affine), case_dir / f"{stem}seg.nii.gz")
+    return str(case_dir)
 
 
 def generate_synthetic_brats(
@@ -232,14 +245,7 @@ def generate_synthetic_brats(
                 test.append(f"./imagesTs/{case}.nii.gz")
             written.append(str(image_file))
             continue
-        case_dir = root / case
-        case_dir.mkdir(parents=True, exist_ok=True)
-        sep = spec["separator"]
-        for name, volume in zip(spec["modalities"], image):
-            nib.save(nib.Nifti1Image(volume, affine), case_dir / f"{case}{sep}{name}.nii.gz")
-        if labelled:
-            nib.save(nib.Nifti1Image(label, affine), case_dir / f"{case}{sep}seg.nii.gz")
-        written.append(str(case_dir))
+        written.append(_write_case_folder(root / case, image, label if labelled else None, affine, spec))
     if layout == "msd":
         description = {
             "name": "SyntheticBrainTumour",

@@ -193,7 +193,14 @@ def _graph_is_retained() -> bool:
         return True
 
 
-@torch.compiler.disable
+_COMPILE_REASON = (
+    "the memory-efficient engine runs eagerly inside torch.compile (one graph break) so that the compiled network "
+    "stays memory-efficient; compile with fullgraph=False, or build the network with memory_efficient=False to "
+    "compile it into one graph (ordinary autograd memory)"
+)
+
+
+@torch.compiler.disable(reason=_COMPILE_REASON)
 def _apply_opaque(
     module: nn.Module,
     x: torch.Tensor,
@@ -227,8 +234,8 @@ def memory_efficient_apply(
             ``False`` for outputs handed to user code.
         guard: optional :class:`ReconstructionGuard` checking the reconstruction now and then.
         preserve_rng_state: replay, when the backward pass recomputes a module, the RNG state it saw in forward
-            (needed for dropout or stochastic depth inside the blocks; it costs nothing measurable when the
-            forward draws no random numbers). ``False`` skips recording it.
+            (needed for dropout or stochastic depth inside the blocks). Recording costs a few milliseconds per
+            forward; states are kept only if the forward drew random numbers. ``False`` skips recording.
         private_output: deprecated name of ``reuse_output_memory``.
 
     Returns:

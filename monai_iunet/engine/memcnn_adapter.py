@@ -114,7 +114,7 @@ def wrap_with_memcnn(module: nn.Module, skip: tuple[type, ...] = ()) -> nn.Modul
     return module
 
 
-@torch.compiler.disable
+@torch.compiler.disable(reason='engine="memcnn" runs eagerly inside torch.compile (one graph break)')
 def memcnn_apply(module: nn.Module, x: torch.Tensor, preserve_rng_state: bool = True) -> torch.Tensor:
     """``module(x)`` with memcnn's memory-efficient backpropagation through the :class:`MemcnnBlock` inside it.
 

@@ -47,6 +47,12 @@ def _rng_state(x: torch.Tensor) -> _RngState:
 
 
 def _same_state(a: _RngState, b: _RngState) -> bool:
+    # RNG states are real host tensors: compare them outside any tensor mode (the planner's FakeTensorMode)
+    with torch.utils._python_dispatch._disable_current_modes():
+        return _equal_states(a, b)
+
+
+def _equal_states(a: _RngState, b: _RngState) -> bool:
     return torch.equal(a[0], b[0]) and a[1] == b[1] and all(torch.equal(s, t) for s, t in zip(a[2], b[2]))
 
 

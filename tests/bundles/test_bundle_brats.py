@@ -58,7 +58,7 @@ def _output(result: subprocess.CompletedProcess) -> str:
 
 
 def _losses(output: str) -> list[float]:
-    return [float(x) for x in re.findall(r"train_loss: ([0-9.]+)", output)]
+    return [float(x) for x in re.findall(r"mean train_loss ([0-9.]+)", output)]
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +76,14 @@ def brats(tmp_path_factory) -> dict:
 
 def test_train_writes_best_model_and_latest_checkpoint(brats):
     models = brats["root"] / "models"
-    assert sorted(os.listdir(models)) == ["checkpoint_epoch=1.pt", "model.pt"]
+    assert sorted(os.listdir(models)) == ["checkpoint_epoch=1.pt", "model.pt", "model.pt.json"]
     latest = torch.load(models / "checkpoint_epoch=1.pt", weights_only=True)
     assert set(latest) == {"model", "optimizer", "lr_scheduler", "trainer", "best_model_saver"}
     best_dice = latest["best_model_saver"]["_saved"][0][0]  # the best score so far, kept for resuming
-    assert f"val_mean_dice best value: {best_dice}" in brats["train"]
+    assert f"best val_mean_dice {best_dice:.4f} after epoch 1" in brats["train"]
     assert latest["trainer"]["max_epochs"] == 1
-    assert "Epoch[1] Metrics -- val_dice_et" in brats["train"]  # validation with per-region metrics ran
+    assert re.search(r"validation after epoch 1: .*val_dice_et", brats["train"])  # per-region metrics ran
+    assert "Engine run resuming" not in brats["train"]  # a fresh run says nothing about resuming
 
 
 def test_evaluate_writes_metrics_per_region_and_case(brats):
@@ -130,7 +131,8 @@ def test_resume_continues_from_the_saved_epoch(brats, tmp_path):
     common = ["--bundle_root", str(tmp_path), "--dataset_dir", str(brats["data"])]
     result = _output(_bundle("run", (TRAIN,), *common, *TINY, "--epochs", "2", "--resume", "true"))
     assert "resume: continuing from" in result and "checkpoint_epoch=1.pt" in result
-    assert "Epoch: 2/2" in result and "Epoch: 1/2" not in result
+    assert "epoch 2/2:" in result and "epoch 1/2:" not in result
+    assert "(epoch 1 of 2 done)" in result
     assert latest_checkpoint(tmp_path / "models").endswith("checkpoint_epoch=2.pt")
 
 
@@ -154,7 +156,7 @@ def test_killed_training_resumes(brats, tmp_path):
     saved_epoch = int(re.search(r"epoch=(\d+)", latest_checkpoint(tmp_path / "models")).group(1))
     epochs = str(saved_epoch + 1)
     result = _output(_bundle("run", (TRAIN,), *common, *TINY, "--epochs", epochs, "--resume", "true"))
-    assert f"Epoch: {epochs}/{epochs}" in result and f"Epoch: {saved_epoch}/{epochs}" not in result
+    assert f"epoch {epochs}/{epochs}:" in result and f"epoch {saved_epoch}/{epochs}:" not in result
     assert latest_checkpoint(tmp_path / "models").endswith(f"checkpoint_epoch={epochs}.pt")
 
 
@@ -162,7 +164,7 @@ def test_same_seed_same_losses(brats, tmp_path):
     common = ["--bundle_root", str(tmp_path), "--dataset_dir", str(brats["data"])]
     again = _losses(_output(_bundle("run", (TRAIN,), *common, *TINY)))
     first = _losses(brats["train"])
-    assert len(first) == 2 and again == first  # 3 training cases, batch 2
+    assert len(first) == 1 and again == first  # one epoch's mean loss
     other = _losses(_output(_bundle("run", (TRAIN,), *common, *TINY, "--seed", "1")))
     assert other != first
 
@@ -172,7 +174,7 @@ def test_msd_layout_train_and_infer(tmp_path):
     generate_synthetic_brats(data, num_cases=5, spatial_size=(25, 21, 19), num_unlabeled=1, layout="msd")
     common = ["--bundle_root", str(tmp_path), "--dataset_dir", str(data)]
     _bundle("run", (TRAIN,), *common, *TINY)
-    _bundle("run", (INFERENCE,), *common, *NETWORK)
+    _bundle("run", (INFERENCE,), *common, *NETWORK, "--label_convention", "msd")
     prediction = nib.load(tmp_path / "predictions" / "SynthBraTS_00004_seg.nii.gz")
     source = nib.load(data / "imagesTs" / "SynthBraTS_00004.nii.gz")
     assert prediction.shape == source.shape[:3]
@@ -216,8 +218,8 @@ def test_two_process_gloo_training(tmp_path):
     cmd += [*TINY, "--val_fraction", "0.34"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=_env())
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert sorted(os.listdir(tmp_path / "models")) == ["checkpoint_epoch=1.pt", "model.pt"]
-    assert "Epoch[1] Metrics -- val_dice_et" in _output(result)
+    assert sorted(os.listdir(tmp_path / "models")) == ["checkpoint_epoch=1.pt", "model.pt", "model.pt.json"]
+    assert re.search(r"validation after epoch 1: .*val_dice_et", _output(result))
     model = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
     assert not any(key.startswith("module.") for key in model)  # saved unwrapped, loadable by inference
 

@@ -67,7 +67,7 @@ def test_truth_on_reference_grid(export):
         assert np.abs(motion[name]["translation_mm"]).max() >= 3.0
 
 
-@pytest.mark.parametrize("name, max_tre_mm, min_ncc", [("t1", 1.0, 0.9), ("flair", 1.5, 0.9), ("t2", 1.5, 0.75)])
+@pytest.mark.parametrize("name, max_tre_mm, min_ncc", [("t1", 1.5, 0.9), ("flair", 1.5, 0.9), ("t2", 2.0, 0.75)])
 def test_registration_recovers_motion(export, name, max_tre_mm, min_ncc):
     reference = read_series("t1ce", export["dicom"]["t1ce"]).image
     moving = read_series(name, export["dicom"][name]).image
@@ -77,7 +77,9 @@ def test_registration_recovers_motion(export, name, max_tre_mm, min_ncc):
     true = sitk.Euler3DTransform(m["centre_mm"], *np.deg2rad(m["angles_deg"]), m["translation_mm"])
     mask = read_array(export["truth"]["brain_mask"]) > 0
     points = [reference.TransformIndexToPhysicalPoint([int(i) for i in p[::-1]]) for p in np.argwhere(mask)[::97]]
-    tre = np.mean([np.linalg.norm(np.subtract(result.transform.TransformPoint(p), true.TransformPoint(p))) for p in points])
+    tre = np.mean(
+        [np.linalg.norm(np.subtract(result.transform.TransformPoint(p), true.TransformPoint(p))) for p in points]
+    )
     assert tre < max_tre_mm
     truth = read_array(export["truth"][name])
     registered = sitk.GetArrayFromImage(resample_to_reference(moving, reference, result.transform))

@@ -18,8 +18,6 @@ from monai_iunet.data.ct import (
 )
 from monai_iunet.data.foam import generate_foam_phantom
 
-pytest.importorskip("skimage")
-
 
 @pytest.fixture(scope="module")
 def phantom() -> np.ndarray:

@@ -11,8 +11,6 @@ from monai.data import load_decathlon_datalist
 
 from monai_iunet.data.foam_ct import ensure_foam_ct_dataset, generate_foam_ct_dataset, make_foam_ct_pair
 
-pytest.importorskip("skimage")
-
 
 def test_dataset_layout_and_datalist(tmp_path):
     path = generate_foam_ct_dataset(str(tmp_path), num_train=2, num_val=1, num_test=1, spatial_size=16, num_angles=6)

@@ -4,12 +4,11 @@ import warnings
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 from monai_iunet import InvertibleUNet, IUNet
 
-from conftest import randomize_
+from conftest import free_port, init_gloo, randomize_, run_processes
 
 
 def core_grads(core, x, memory_efficient, loss=lambda y: (y * torch.linspace(-1, 1, y.numel()).view_as(y).to(y)).sum()):
@@ -166,8 +165,7 @@ def test_memcnn_engine_matches_default_and_keeps_warning_filters():
 
 
 def _ddp_worker(rank, world, port, x, target, state, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    init_gloo(rank, world, port)  # gives up after a minute if a rank is missing
     torch.manual_seed(0)
     net = IUNet(3, 2, 2, channels=(8, 16), blocks=2)
     net.load_state_dict(state)
@@ -181,8 +179,7 @@ def _ddp_worker(rank, world, port, x, target, state, out_dir):
 def test_distributed_data_parallel_gloo(tmp_path):
     net = randomize_(IUNet(3, 2, 2, channels=(8, 16), blocks=2), std=0.1)
     x, target = torch.randn(2, 2, 8, 8, 8), torch.randn(2, 2, 8, 8, 8)
-    port = 29500 + os.getpid() % 1000
-    mp.spawn(_ddp_worker, args=(2, port, x, target, net.state_dict(), str(tmp_path)), nprocs=2, join=True)
+    run_processes(_ddp_worker, 2, args=(2, free_port(), x, target, net.state_dict(), str(tmp_path)))
     torch.nn.functional.mse_loss(net(x), target).backward()  # same as the mean over the two ranks' losses
     for rank in range(2):
         grads = torch.load(tmp_path / f"grads{rank}.pt", weights_only=True)

@@ -1,11 +1,13 @@
 """The ``Examples::`` of the public layers and networks run as written and print what they say (doctest)."""
 
 import doctest
+import inspect
+import re
 
 import pytest
 import torch
 
-from monai_iunet import InvertibleChannelMixing, InvertibleDownsampling, InvertibleUNet, IUNet
+from monai_iunet import InvertibleChannelMixing, InvertibleDownsampling, InvertibleUNet, InvertibleUpsampling, IUNet
 
 
 @pytest.mark.parametrize("obj", [InvertibleDownsampling, InvertibleChannelMixing, InvertibleUNet, IUNet])
@@ -15,3 +17,16 @@ def test_class_docstring_examples_run(obj):
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     result = runner.run(tests[0], out=print)
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {obj.__name__} failed (see output)"
+
+
+@pytest.mark.parametrize(
+    "obj", [InvertibleDownsampling, InvertibleUpsampling, InvertibleChannelMixing, InvertibleUNet, IUNet]
+)
+def test_args_section_lists_every_argument(obj):
+    doc = inspect.getdoc(obj)
+    args = doc.split("Args:")[1].split("\n\n")[0]
+    documented = set(re.findall(r"^    (\w+):", args, flags=re.MULTILINE))
+    expected = set(inspect.signature(obj.__init__).parameters) - {"self"}
+    assert documented == expected, (
+        f"{obj.__name__}: undocumented {expected - documented}, stale {documented - expected}"
+    )

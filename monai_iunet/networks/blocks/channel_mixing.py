@@ -11,8 +11,6 @@ from monai_iunet.networks.enums import OrthogonalMethod, resolve_option
 
 __all__ = ["InvertibleChannelMixing"]
 
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-
 
 class InvertibleChannelMixing(nn.Module):
     """Orthogonal 1×1 convolution mixing the channels (identity at initialisation).
@@ -42,7 +40,7 @@ class InvertibleChannelMixing(nn.Module):
 
     def __init__(self, spatial_dims: int, channels: int, method: OrthogonalMethod | str = OrthogonalMethod.EXP) -> None:
         super().__init__()
-        if spatial_dims not in _CONV:
+        if spatial_dims not in (1, 2, 3):
             raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}.")
         if int(channels) < 1:
             raise ValueError(f"channels must be a positive int, got {channels}.")
@@ -59,14 +57,28 @@ class InvertibleChannelMixing(nn.Module):
 
     def matrix(self) -> torch.Tensor:
         """The orthogonal ``(channels, channels)`` weight: the frozen one after :meth:`freeze`."""
-        if self.frozen_matrix is not None:
-            return self.frozen_matrix
-        return orthogonal_matrix(self.theta, self.method)
+        frozen = self.frozen_matrix
+        if frozen is not None:
+            return frozen
+        if torch.jit.is_scripting():  # TorchScript compiles only this branch
+            raise RuntimeError("only a frozen channel mixing can be scripted: script IUNet.for_export().")
+        else:
+            return orthogonal_matrix(self.theta, self.method)
 
     def _mix(self, x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-        if not torch.is_autocast_enabled(x.device.type):
+        if torch.jit.is_scripting():  # an exported model runs without autocast
             matrix = matrix.to(x.dtype)
-        return _CONV[self.spatial_dims](x, matrix.reshape(*matrix.shape, *([1] * self.spatial_dims)))
+        else:
+            # under autocast the convolution runs in the autocast dtype anyway; outside it, follow the input
+            matrix = matrix if torch.is_autocast_enabled(x.device.type) else matrix.to(x.dtype)
+        weight = matrix
+        for _ in range(self.spatial_dims):  # (channels, channels, 1, ..., 1), spelled out for TorchScript
+            weight = weight.unsqueeze(-1)
+        if self.spatial_dims == 1:
+            return F.conv1d(x, weight)
+        if self.spatial_dims == 2:
+            return F.conv2d(x, weight)
+        return F.conv3d(x, weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Mix the channels of ``x`` of shape ``(N, channels, *S)``."""
