@@ -396,4 +396,8 @@ def write_report(device: str = "cpu") -> list[Path]:
 
 
 if __name__ == "__main__":
-    print("wrote", *write_report())
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Rewrite docs/benchmarks.md from benchmarks/results/ (no measuring).")
+    parser.add_argument("--device", default="cpu", help="whose results: cpu (default) or cuda")
+    print("wrote", *write_report(parser.parse_args().device))

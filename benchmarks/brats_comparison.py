@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "brats_comparison_cpu.json"
 DOC = ROOT / "docs" / "brats_comparison.md"
 FIGURE = ROOT / "docs" / "brats_comparison.png"
+ANATOMY_FIGURE = ROOT / "docs" / "synthetic_mni152.png"
 REGIONS = ("TC", "WT", "ET")  # channel order of ConvertToMultiChannelBasedOnBratsClassesd
 PAPER_TABLE2 = {
     # Dice ET, WT, TC; sensitivity ET, WT, TC (BraTS 2018 validation set, 66 cases)
@@ -286,6 +287,54 @@ def _figure(case: dict, preds: dict, results: dict) -> None:
     plt.close(fig)
 
 
+def _views(volume: np.ndarray, centre) -> list[np.ndarray]:
+    """Axial, coronal and sagittal slices through ``centre`` of a volume on the generator's grid (axes: right to
+    left, anterior to posterior, inferior to superior), oriented as a radiologist reads them."""
+    i, j, k = (int(c) for c in centre)
+    return [volume[:, :, k].T, volume[:, j, ::-1].T, volume[i, :, ::-1].T]
+
+
+def anatomy_figure(path: Path = ANATOMY_FIGURE, seed: int = 0) -> Path:
+    """Three orthogonal slices × four modalities and the labels of one 1 mm MNI152 case (the docs figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from monai_iunet.data.synthetic_anatomy import synthesize_mni152_case
+
+    image, label = synthesize_mni152_case((240, 240, 155), seed=seed)
+    centre = np.argwhere(label == 1).mean(0) if (label == 1).any() else np.array(label.shape) / 2
+    names = ("FLAIR", "T1", "T1ce", "T2")
+    fig, axes = plt.subplots(3, 5, figsize=(15, 9.6), facecolor="black")
+    for row, view in enumerate(("axial", "coronal", "sagittal")):
+        for col in range(5):
+            ax = axes[row, col]
+            m = col if col < 4 else 0
+            sl = _views(image[m], centre)[row]
+            ax.imshow(sl, cmap="gray", vmin=0, vmax=np.percentile(image[m][image[m] > 0], 99.5))
+            if col == 4:
+                seg = _views(label, centre)[row]
+                overlay = np.zeros((*seg.shape, 4))
+                overlay[seg == 2] = (0.1, 0.85, 0.1, 0.5)
+                overlay[seg == 1] = (0.9, 0.1, 0.1, 0.6)
+                overlay[seg == 4] = (1.0, 0.9, 0.0, 0.7)
+                ax.imshow(overlay)
+            ax.set_axis_off()
+            title = names[col] if col < 4 else "FLAIR + labels"
+            ax.set_title(f"{title}, {view}", color="white", fontsize=10)
+    fig.suptitle(
+        f"generate_synthetic_brats(anatomy='mni152'), case seed {seed}, 240 × 240 × 155 at 1 mm — labels: edema "
+        "green, necrotic/non-enhancing core red, enhancing tumour yellow",
+        color="white",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=80, facecolor="black")
+    plt.close(fig)
+    return path
+
+
 def _row(label: str, values) -> str:
     return f"| {label} | " + " | ".join("—" if v is None or math.isnan(v) else f"{v:.3f}" for v in values) + " |"
 
@@ -385,9 +434,18 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="keep models already in the results json")
     parser.add_argument("--render", action="store_true", help="only write docs/brats_comparison.md from the json")
+    parser.add_argument("--reading", help="a markdown file with the reading of the results, stored in the json")
+    parser.add_argument("--anatomy-figure", action="store_true", help="only write docs/synthetic_mni152.png")
     args = parser.parse_args(argv)
+    if args.anatomy_figure:
+        print(f"wrote {anatomy_figure(seed=args.seed)}")
+        return 0
     if not args.render:
         run(args)
+    if args.reading:  # the interpretation, kept in the json beside the numbers it reads
+        results = _load()
+        results["reading"] = Path(args.reading).read_text().strip().split("\n")
+        _save(results)
     DOC.write_text(render(_load()))
     print(f"wrote {DOC}")
     return 0

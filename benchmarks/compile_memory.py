@@ -7,9 +7,11 @@ ordinary autograd (``memory_efficient=False``).
 
 Each measurement runs in a fresh process. Memory: growth of peak RSS over the second training step (forward,
 loss, backward, Adam step; the first step compiles), with ``MALLOC_MMAP_THRESHOLD_=65536`` so that RSS follows
-live memory; the gradients are re-allocated in the measured step, the Adam moments already exist. Time: median of
-``--steps`` steps after the compiling warm-up step, in a process without the malloc setting; the same process
-compares the compiled gradients with the eager ones (same weights, same input, float32).
+live memory; the gradients are re-allocated in the measured step, the Adam moments already exist. The same
+process then compares the compiled gradients with the eager ones (same weights, same input, float32) and reports
+the first step's time (compilation included). Step time (``--time-variants``): median of ``--steps`` steps after
+the compiling step, in a process without the malloc setting, alternating with steps of the eager memory-efficient
+network in the same process so that the ratio holds on a busy machine.
 
 Usage::
 
@@ -22,8 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 from ._measure import measure_peak, run_child
+
+RESULTS = Path(__file__).parent / "results" / "compile_cpu.jsonl"
 
 #: variant -> (compile backend or None for eager, memory_efficient)
 VARIANTS = {
@@ -54,10 +59,7 @@ def run_one(args: argparse.Namespace) -> dict:
     x = torch.randn(1, 4, *(args.size,) * 3)
     target = (torch.rand(1, 3, *(args.size,) * 3) > 0.5).float()
 
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.binary_cross_entropy_with_logits(model(x), target).backward()
-        opt.step()
+    step = _step_fn(model, opt, x, target)
 
     def grads(fn) -> torch.Tensor:
         net.zero_grad(set_to_none=True)
@@ -65,24 +67,38 @@ def run_one(args: argparse.Namespace) -> dict:
         return torch.cat([p.grad.flatten() for p in net.parameters()])
 
     result: dict = {}
+    t0 = time.perf_counter()
+    step()  # compiles
+    result["first_step_s"] = time.perf_counter() - t0
     if args.measure == "memory":
-        step()  # compiles
         result["peak_bytes"] = measure_peak(step)
+        if backend is not None:
+            compiled, eager = grads(model), grads(net)
+            result["grad_rel_error"] = ((compiled - eager).norm() / eager.norm()).item()
         return result
-    if backend is not None:
-        t0 = time.perf_counter()
-        compiled = grads(model)  # compiles
-        result["first_step_s"] = time.perf_counter() - t0
-        eager = grads(net)
-        result["grad_rel_error"] = ((compiled - eager).norm() / eager.norm()).item()
-    step()
-    times = []
+    # compiled and eager steps alternate in one process, so that a busy machine slows both alike
+    eager_step = _step_fn(net, opt, x, target)
+    eager_step()
+    times: dict[str, list[float]] = {"step_s": [], "eager_step_s": []}
     for _ in range(args.steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    result["step_s"] = sorted(times)[len(times) // 2]
+        for key, fn in (("step_s", step), ("eager_step_s", eager_step)):
+            t0 = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - t0)
+    for key, values in times.items():
+        result[key] = sorted(values)[len(values) // 2]
     return result
+
+
+def _step_fn(model, opt, x, target):
+    import torch
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.binary_cross_entropy_with_logits(model(x), target).backward()
+        opt.step()
+
+    return step
 
 
 def measure(variant: str, args: argparse.Namespace, what: str) -> dict:
@@ -98,32 +114,42 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=4, help="coupling blocks per level and side")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument(
+        "--time-variants", nargs="*", default=["inductor-me"], help="compiled variants timed against eager ME"
+    )
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--variant", default="eager-me", help=argparse.SUPPRESS)
     parser.add_argument("--measure", default="memory", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_one(args)))
+        result = run_one(args)
+        with open(RESULTS, "a") as f:  # raw numbers, one JSON object per measurement
+            f.write(json.dumps({"variant": args.variant, "measure": args.measure, **result}) + "\n")
+        print(json.dumps(result))
         return
+    RESULTS.write_text("")
 
     mib = 2**20
     print(f"IUNet 4 -> 3, width {args.width}, blocks {args.blocks}, {args.size}^3, batch 1, float32, CPU\n")
-    print("| variant | peak MiB | x eager ME | grad rel. error vs eager | first step s | step s |")
+    print("| variant | peak MiB | x eager ME | grad rel. error vs eager | first step s | step s (eager ME, same run) |")
     print("|---|---:|---:|---:|---:|---:|")
     rows = {}
     for variant in args.variants:
-        mem, timing = measure(variant, args, "memory"), measure(variant, args, "time")
+        mem = measure(variant, args, "memory")
+        timing = measure(variant, args, "time") if variant in args.time_variants else {}
         rows[variant] = (mem, timing)
         base = rows.get("eager-me", ({}, {}))[0].get("peak_bytes")
         if "error" in mem or "error" in timing:
             print(f"| {variant} | failed: {mem.get('error') or timing.get('error')} | | | | |", flush=True)
             continue
         ratio = f"{mem['peak_bytes'] / base:.2f}" if base else "-"
-        error = f"{timing['grad_rel_error']:.1e}" if "grad_rel_error" in timing else "-"
-        first = f"{timing['first_step_s']:.1f}" if "first_step_s" in timing else "-"
+        error = f"{mem['grad_rel_error']:.1e}" if "grad_rel_error" in mem else "-"
+        step = f"{timing['step_s']:.2f}" if "step_s" in timing else "-"
+        if "eager_step_s" in timing:
+            step += f" ({timing['eager_step_s']:.2f})"
         print(
-            f"| {variant} | {mem['peak_bytes'] / mib:.0f} | {ratio} | {error} | {first} | {timing['step_s']:.2f} |",
+            f"| {variant} | {mem['peak_bytes'] / mib:.0f} | {ratio} | {error} | {mem['first_step_s']:.1f} | {step} |",
             flush=True,
         )
 

@@ -122,8 +122,7 @@ def table() -> str:
         "|---|---|---|---:|---:|---:|",
     ]
     for name in (*PAPER_MODELS, "iunet_equal_memory"):
-        with torch.device("meta"):
-            net, info = build_paper_model(name, device="cuda")
+        net, info = build_paper_model(name, device="cuda")  # real CPU weights: the planner copies them as fakes
         cfg = info["config"]
         widths = cfg.get("channels", cfg.get("features"))
         network = f"`{cfg['_target_'].split('.')[-1]}`, widths {tuple(widths)}"

@@ -134,7 +134,7 @@ def _bundle(args: argparse.Namespace) -> int:
 
 
 def _add_bundle_parser(subparsers) -> None:
-    """``bundle list`` / ``bundle copy NAME DIR``: the bundles shipped with the package (:mod:`monai_iunet.bundle.shipped`)."""
+    """``bundle list`` / ``bundle copy NAME DIR``: the bundles shipped with the package (:mod:`.bundle.shipped`)."""
     bundle = subparsers.add_parser(
         "bundle",
         help="list the shipped bundles, or copy one into a folder",

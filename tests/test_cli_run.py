@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import pytest
 from monai.bundle.scripts import run as monai_run
+from torch.utils.data import DataLoader, Dataset
 
-from monai_iunet.bundle.run import find_user_error
+from monai_iunet.bundle.run import find_user_error, user_message
 from monai_iunet.cli import build_parser, main
+from monai_iunet.data.checks import BrokenCaseError
 from monai_iunet.errors import InputNotFoundError, OutputExistsError, UserInputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +65,22 @@ def test_find_user_error_ignores_other_errors():
     assert find_user_error(RuntimeError("no cause")) is None
 
 
+class _Broken(Dataset):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int):
+        raise BrokenCaseError("case 7: its FLAIR holds NaN voxels\nFix the file.")
+
+
+def test_user_message_of_an_error_from_a_dataloader_worker():
+    with pytest.raises(BrokenCaseError) as info:
+        next(iter(DataLoader(_Broken(), num_workers=1)))
+    assert "Original Traceback" in str(info.value)  # torch puts the worker's traceback into the message
+    assert user_message(info.value) == "case 7: its FLAIR holds NaN voxels\nFix the file."
+    assert user_message(UserInputError("plain")) == "plain"
+
+
 def test_run_parser_passes_every_argument_through():
     argv = ["run", "train", "--config_file", "['a.json','b.json']", "--epochs", "2", "--help", "-h"]
     args = build_parser().parse_args(argv)
@@ -88,6 +107,26 @@ def test_run_prints_our_error_in_two_lines(tmp_path, capsys):
     with pytest.raises(RuntimeError, match="Failed to instantiate") as info:
         monai_run(config_file=config, dataset_dir=str(missing))
     assert isinstance(find_user_error(info.value), InputNotFoundError)
+
+
+def test_errors_in_an_engine_are_logged_without_traceback(tmp_path, caplog):
+    """Ignite and MONAI's ``StatsHandler`` log an exception in ``engine.run()``; ours keep their message only."""
+    config = _write_config(
+        tmp_path,
+        imports=["$from monai_iunet.data.layouts import find_cases"],
+        engine={
+            "_target_": "ignite.engine.Engine",
+            "process_function": f"$lambda engine, batch, find=find_cases: find({str(tmp_path / 'gone')!r})",
+        },
+        stats={"_target_": "StatsHandler", "name": "StatsHandler"},
+        run=["$@stats.attach(@engine)", "$@engine.run([0, 1])"],
+    )
+    factory = logging.getLogRecordFactory()
+    with caplog.at_level(logging.ERROR):
+        assert main(["run", "--config_file", config]) == 2
+    logged = [r for r in caplog.records if "does not exist" in r.getMessage()]
+    assert logged and all(r.exc_info is None for r in logged)
+    assert logging.getLogRecordFactory() is factory
 
 
 def test_run_keeps_the_traceback_of_unexpected_errors(tmp_path, capsys):

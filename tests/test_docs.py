@@ -1,9 +1,10 @@
 """The code blocks of README.md and the docs work as written.
 
 - every ```python block runs (the blocks of one file in order, in one namespace, as a reader pastes them);
-- every ```bash block names things that exist: programs on the PATH, ``monai-iunet`` subcommands and their options
-  (``monai-iunet X --help``), Python modules and scripts and the options they take (``--help``), the config, meta,
-  logging and other input files, the bundle's run id and network id in its configs;
+- every ```bash block (and untagged block starting with ``python``, ``monai-iunet``, ...) names things that exist:
+  programs on the PATH, ``monai-iunet`` subcommands and their options (``monai-iunet X --help``), Python modules and
+  scripts and the options they take (``--help``), the config, meta, logging and other input files, the bundle's run
+  id and network id in its configs;
 - every ```json block parses.
 
 A block preceded by ``<!-- not-run: reason -->`` is not run (meant for GPU or long-running code only); the markers
@@ -39,6 +40,7 @@ DOCS = sorted(
 FENCE = re.compile(r"^```(\w*)\s*$")
 NOT_RUN = re.compile(r"^<!--\s*not-run:\s*(.*?)\s*-->\s*$")
 SHELL_BUILTINS = {"cd", "export", "source", "."}
+SHELL_PROGRAMS = {"python", "python3", "monai-iunet", "torchrun", "bash", "pip"}  # untagged blocks starting so
 PREFIXES = {"time", "nice", "timeout", "env"}  # commands that run the command after their own arguments
 INPUT_SUFFIXES = (".json", ".conf", ".py", ".ipynb", ".sh", ".cfg", ".toml", ".yaml", ".yml", ".md")
 OUTPUT_FLAG = re.compile(r"out|save|dir")
@@ -57,6 +59,15 @@ class Block:
         return f"{self.path.relative_to(REPO)}:{self.line}"
 
 
+def _language(tag: str, code: str) -> str:
+    """The block's language; shell dialects, and untagged blocks that start with a command we know, are "bash"."""
+    tag = tag.lower()
+    if tag in ("sh", "shell", "console"):
+        return "bash"
+    first = next((line.split()[0] for line in code.splitlines() if line.strip()), "")
+    return "bash" if not tag and first in SHELL_PROGRAMS else tag
+
+
 def extract_blocks(path: Path) -> list[Block]:
     """The fenced code blocks of a markdown file, each with its language and ``not-run`` reason, if any."""
     blocks, lines = [], path.read_text().splitlines()
@@ -67,7 +78,8 @@ def extract_blocks(path: Path) -> list[Block]:
             reason = marker.group(1) or "(no reason given)"
         elif fence:
             end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == "```"), len(lines))
-            blocks.append(Block(path, i + 2, fence.group(1).lower(), "\n".join(lines[i + 1 : end]), reason))
+            code = "\n".join(lines[i + 1 : end])
+            blocks.append(Block(path, i + 2, _language(fence.group(1), code), code, reason))
             i, reason = end, None
         elif lines[i].strip():
             reason = None  # a marker applies to the block right after it
@@ -98,7 +110,7 @@ def test_blocks_are_found():
     """The extraction sees the README's Python quick start and its commands (so the other tests test something)."""
     readme = [b for b in ALL_BLOCKS if b.path.name == "README.md" and b.path.parent == REPO]
     assert {"python", "bash"} <= {b.lang for b in readme}
-    assert _files_with("python") and _files_with("bash", "sh", "shell")
+    assert _files_with("python") and _files_with("bash")
 
 
 def test_not_run_markers_are_few_and_explained():
@@ -320,13 +332,13 @@ def _check_command(tokens: list[str], bases: list[Path], where: str) -> list[Pat
     return bases
 
 
-@pytest.mark.parametrize("path", _files_with("bash", "sh", "shell"), ids=_id)
+@pytest.mark.parametrize("path", _files_with("bash"), ids=_id)
 def test_bash_blocks_name_existing_things(path):
     # commands are written from the repository root; a bundle's README may also be run from the bundle folder
     start = [REPO] + (
         [path.parents[1]] if path.parent.name == "docs" and path.parents[1].parent.name == "bundles" else []
     )
-    for block in (b for b in ALL_BLOCKS if b.path == path and b.lang in ("bash", "sh", "shell")):
+    for block in (b for b in ALL_BLOCKS if b.path == path and b.lang == "bash"):
         bases = start
         for tokens in split_commands(block.code):
             bases = _check_command(tokens, bases, block.where)

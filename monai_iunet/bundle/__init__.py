@@ -10,7 +10,12 @@
   predictions; :func:`case_name_formatter` names saved predictions after their case; :func:`report_broken_cases`
   lists the cases inference could not read.
 - :func:`format_brats_metrics` / :func:`print_brats_metrics` give Dice and sensitivity per region (TC, WT, ET) as a
-  table.
+  table; :func:`print_run_summary` ends a run with that table, the epoch the model is from and where the outputs are.
+- :mod:`~monai_iunet.bundle.handlers`: one log line per epoch and per validation, validation after the last epoch.
+- :mod:`~monai_iunet.bundle.inference`: inference case by case (out-of-memory cases reported, the others predicted)
+  and a NIfTI writer for predictions already on their input's grid.
+- :func:`label_values`: the label convention of a training datalist, named or recognised from its items.
+- :mod:`~monai_iunet.bundle.shipped`: the bundles installed with the package (``monai-iunet bundle copy``).
 """
 
 from __future__ import annotations

@@ -126,7 +126,11 @@ class AtomicCheckpointSaver(CheckpointSaver):
         after = checkpoint._saved[-1].priority if checkpoint is not None and checkpoint._saved else None
         filename = self._key_metric_filename
         if after is not None and after != before and filename:
-            record = {"epoch": int(engine.state.epoch), "metric": self._key_metric_name or engine.state.key_metric_name, "value": float(after)}
+            record = {
+                "epoch": int(engine.state.epoch),
+                "metric": self._key_metric_name or engine.state.key_metric_name,
+                "value": float(after),
+            }
             _write_json_atomically(os.path.join(self.save_dir, f"{filename}.json"), record)
 
     def interval_completed(self, engine: Engine) -> None:
@@ -197,9 +201,7 @@ class LatestCheckpointLoader:
         CheckpointLoader(
             load_path=path, load_dict={**self.load_dict, self.engine_key: engine}, map_location=self.map_location
         )(engine)
-        logger.info(
-            f"resume: continuing from {path} (epoch {engine.state.epoch} of {engine.state.max_epochs} done)."
-        )
+        logger.info(f"resume: continuing from {path} (epoch {engine.state.epoch} of {engine.state.max_epochs} done).")
 
     def _warn_ignored_learning_rate(self, path: str) -> None:
         """Warn when the configured learning rate differs from the checkpoint's: the checkpoint's is used."""

@@ -9,8 +9,8 @@ from typing import Any
 from monai.utils import str2bool
 
 from monai_iunet.data.generate import ensure_generated, is_missing_or_empty
-from monai_iunet.errors import InputNotFoundError
 from monai_iunet.data.synthetic_brats import generate_synthetic_brats
+from monai_iunet.errors import InputNotFoundError
 
 __all__ = ["ensure_dataset"]
 

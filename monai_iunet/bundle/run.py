@@ -9,7 +9,10 @@ expressions, ``applying transform ...`` in transforms), so the sentence that say
 of a long traceback. Here the chain of those wrappers is followed back to its cause; if that is a
 :class:`~monai_iunet.errors.UserInputError` (missing dataset folder, existing predictions, broken cases, a bad
 argument), only its message is printed and the exit status is 2. Any other exception is printed with its full
-traceback (exit status 1), as Python does.
+traceback (exit status 1), as Python does. While the bundle runs, log records of our errors (ignite and MONAI's
+``StatsHandler`` log an exception raised in ``engine.run()`` before re-raising it) keep their message and lose their
+traceback. One of our errors raised in a ``DataLoader`` worker process (``num_workers > 0``) reaches the main
+process as a copy whose message holds the worker's traceback; only the original message is printed.
 
 Examples::
 
@@ -21,13 +24,15 @@ Examples::
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from monai_iunet.errors import UserInputError
 
-__all__ = ["find_user_error", "run_bundle"]
+__all__ = ["find_user_error", "run_bundle", "user_message"]
 
 
 def _is_wrapper(error: BaseException) -> bool:
@@ -54,6 +59,44 @@ def find_user_error(error: BaseException) -> UserInputError | None:
     return None
 
 
+def user_message(error: UserInputError) -> str:
+    """The message of ``error``, without the worker traceback that ``torch.utils.data.DataLoader`` puts in front.
+
+    An exception raised in a ``DataLoader`` worker is re-raised in the main process as the same type with the message
+    ``"Caught <type> in DataLoader worker process <n>.\nOriginal Traceback ...\n<module>.<type>: <message>"``.
+    """
+    message = str(error)
+    if "\nOriginal Traceback (most recent call last):\n" not in message:
+        return message
+    cls = type(error)
+    for name in (f"{cls.__module__}.{cls.__qualname__}: ", f"{cls.__qualname__}: "):
+        if name in message:
+            return message.rsplit(name, 1)[1].rstrip()
+    return message
+
+
+@contextlib.contextmanager
+def _user_errors_logged_without_traceback() -> Iterator[None]:
+    """Log records of a :class:`~monai_iunet.errors.UserInputError` without its traceback, while in the block.
+
+    Ignite's engines and MONAI's ``StatsHandler`` log an exception raised during ``engine.run()`` with
+    ``logger.exception`` before re-raising it; the message stays, the traceback of our own errors goes.
+    """
+    make_record = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        if record.exc_info and find_user_error(record.exc_info[1]) is not None:
+            record.exc_info, record.exc_text = None, None
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        yield
+    finally:
+        logging.setLogRecordFactory(make_record)
+
+
 def run_bundle(argv: Sequence[str], prog: str = "monai-iunet run") -> int:
     """Run ``monai.bundle.scripts.run`` with the command-line arguments ``argv``; returns the exit status.
 
@@ -75,14 +118,15 @@ def run_bundle(argv: Sequence[str], prog: str = "monai-iunet run") -> int:
     if "--help" in options or "-h" in options:  # fire reads them only after "--" (MONAI's `run --help` fails)
         argv = ["--", "--help"]
     try:
-        fire.Fire(run, command=argv, name=prog)
+        with _user_errors_logged_without_traceback():
+            fire.Fire(run, command=argv, name=prog)
     except Exception as e:
         sys.stdout.flush()
         user_error = find_user_error(e)
         if user_error is None:
             traceback.print_exc()
             return 1
-        print(f"{prog}: error: {user_error}", file=sys.stderr)
+        print(f"{prog}: error: {user_message(user_error)}", file=sys.stderr)
         print("(python -m monai.bundle run with the same arguments shows the full traceback)", file=sys.stderr)
         return 2
     return 0

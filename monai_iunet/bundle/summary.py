@@ -11,6 +11,7 @@ from torch import nn
 
 from monai_iunet.bundle.checkpoints import read_model_record
 from monai_iunet.bundle.metrics import format_brats_metrics
+from monai_iunet.errors import InputNotFoundError
 
 __all__ = ["load_model_weights", "print_run_summary"]
 
@@ -21,19 +22,28 @@ def load_model_weights(network: nn.Module, model_path: str | os.PathLike, map_lo
     Reads with ``torch.load(weights_only=True)``; a checkpoint dict with a ``"model"`` entry is accepted too.
     """
     if not os.path.isfile(model_path):
-        from monai_iunet.errors import InputNotFoundError
-
         raise InputNotFoundError(
             f"no trained model at {str(model_path)!r}; train first (run train.json), or give --ckpt_dir with model.pt."
         )
     state = torch.load(model_path, map_location=map_location, weights_only=True)
     module = network.module if hasattr(network, "module") else network
-    module.load_state_dict(state.get("model", state) if "model" in state else state)
+    module.load_state_dict(state["model"] if isinstance(state.get("model"), dict) else state)
     return network
 
 
 def _path(path: Any) -> str:
     return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else os.path.abspath(path)
+
+
+def _describe_csvs(names: list[str]) -> str:
+    if not names:
+        return "none written"
+    raw = [n for n in names if n.endswith("_raw.csv")]
+    others = [n for n in names if not n.endswith("_raw.csv") and not n.endswith("_summary.csv")]
+    text = ", ".join(others)
+    if raw:
+        text += f"{', ' if text else ''}{len(raw)} per-case <metric>_raw.csv and their <metric>_summary.csv"
+    return text
 
 
 def print_run_summary(
@@ -66,7 +76,7 @@ def print_run_summary(
         format_brats_metrics(metrics),
         "",
         f"{'model':<18}{_path(model_path)}",
-        f"{'metrics CSVs':<18}{_path(output_dir)}/ ({', '.join(csvs) if csvs else 'none written'})",
+        f"{'metrics CSVs':<18}{_path(output_dir)}/ ({_describe_csvs(csvs)})",
         f"{'TensorBoard logs':<18}"
         + (f"{_path(output_dir)}/ (tensorboard --logdir {_path(output_dir)})" if events else "none written"),
     ]

@@ -19,6 +19,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from monai_iunet.data.layouts import BRATS_LAYOUTS
+from monai_iunet.errors import InputNotFoundError
 
 __all__ = ["BundleSegmenter"]
 
@@ -49,9 +50,9 @@ class BundleSegmenter:
         config = self.bundle / config_file
         self.checkpoint = Path(checkpoint) if checkpoint is not None else self.bundle / "models" / "model.pt"
         if not config.is_file():
-            raise FileNotFoundError(f"bundle {self.bundle}: no {config_file}; give the folder of a MONAI bundle.")
+            raise InputNotFoundError(f"bundle {self.bundle}: no {config_file}; give the folder of a MONAI bundle.")
         if not self.checkpoint.is_file():
-            raise FileNotFoundError(
+            raise InputNotFoundError(
                 f"bundle {self.bundle}: no trained weights at {self.checkpoint}; train the bundle first (README, "
                 "command 1) or give the weights."
             )

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch.distributed as dist
 
+from monai_iunet.errors import OutputExistsError
+
 __all__ = ["ensure_generated", "is_missing_or_empty"]
 
 logger = logging.getLogger(__name__)
@@ -84,7 +86,7 @@ def ensure_generated(
         try:
             if needs_generating(path):
                 if not is_missing_or_empty(path):
-                    raise FileExistsError(
+                    raise OutputExistsError(
                         f"{str(path)!r} holds files but is not {description}; move them elsewhere, or point the "
                         "dataset folder at a missing or empty folder to generate it there."
                     )

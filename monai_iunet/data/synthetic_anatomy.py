@@ -36,6 +36,7 @@ from monai.transforms import GaussianSmooth
 from monai.utils import ensure_tuple_rep
 
 from monai_iunet.data.synthetic_brats import TISSUE_INTENSITIES, smooth_field
+from monai_iunet.errors import UserInputError
 
 __all__ = ["BRATS_FIELD_OF_VIEW", "load_mni152", "mni152_spacing", "synthesize_mni152_case"]
 
@@ -210,7 +211,7 @@ def synthesize_mni152_case(
     """
     shape = tuple(int(s) for s in ensure_tuple_rep(spatial_size, 3))
     if len(shape) != 3 or min(shape) < 16:
-        raise ValueError(f"spatial_size must be three sizes of at least 16 voxels, got {spatial_size}.")
+        raise UserInputError(f"spatial_size must be three sizes of at least 16 voxels, got {spatial_size}.")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     spacing = mni152_spacing(shape)
     templates, affine, centre = load_mni152()

@@ -35,6 +35,7 @@ from monai.transforms import GaussianSmooth
 from monai.utils import ensure_tuple_rep
 
 from monai_iunet.data.layouts import BRATS_LAYOUTS
+from monai_iunet.errors import UserInputError
 
 __all__ = ["MODALITIES", "TISSUE_INTENSITIES", "generate_synthetic_brats", "smooth_field", "synthesize_brats_case"]
 
@@ -88,7 +89,7 @@ def synthesize_brats_case(
     """
     shape = tuple(int(s) for s in ensure_tuple_rep(spatial_size, 3))
     if len(shape) != 3 or min(shape) < 8:
-        raise ValueError(f"spatial_size must be three sizes of at least 8 voxels, got {spatial_size}.")
+        raise UserInputError(f"spatial_size must be three sizes of at least 8 voxels, got {spatial_size}.")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     size = np.asarray(shape, dtype=np.float32)
     grid = np.stack(np.meshgrid(*(np.arange(s, dtype=np.float32) for s in shape), indexing="ij"))
@@ -212,11 +213,13 @@ def generate_synthetic_brats(
         >>> generate_synthetic_brats("data/synthetic_brats", num_cases=4, spatial_size=(48, 40, 36))
     """
     if layout not in BRATS_LAYOUTS:
-        raise ValueError(f"layout must be one of {tuple(BRATS_LAYOUTS)}, got {layout!r}.")
+        raise UserInputError(f"layout must be one of {tuple(BRATS_LAYOUTS)}, got {layout!r}.")
     if num_cases < 1 or not 0 <= num_unlabeled <= num_cases:
-        raise ValueError(f"need num_cases >= 1 and 0 <= num_unlabeled <= num_cases, got {num_cases}, {num_unlabeled}.")
+        raise UserInputError(
+            f"need num_cases >= 1 and 0 <= num_unlabeled <= num_cases, got {num_cases}, {num_unlabeled}."
+        )
     if anatomy not in ("ellipsoid", "mni152"):
-        raise ValueError(f"anatomy must be 'ellipsoid' or 'mni152', got {anatomy!r}.")
+        raise UserInputError(f"anatomy must be 'ellipsoid' or 'mni152', got {anatomy!r}.")
     if anatomy == "mni152":
         from monai_iunet.data.synthetic_anatomy import synthesize_mni152_case as synthesize
     else:

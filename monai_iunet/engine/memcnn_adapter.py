@@ -114,6 +114,24 @@ def wrap_with_memcnn(module: nn.Module, skip: tuple[type, ...] = ()) -> nn.Modul
     return module
 
 
+class _RefuseDoubleBackward(torch.autograd.Function):
+    """Identity whose backward refuses ``create_graph=True``: memcnn's gradients are not differentiable."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if torch.is_grad_enabled():  # autograd runs backward in grad mode only for create_graph=True
+            raise RuntimeError(
+                'engine="memcnn" does not support higher-order gradients (create_graph=True): memcnn computes '
+                "its gradients outside the autograd graph. Build the network with memory_efficient=False to "
+                "differentiate twice."
+            )
+        return grad
+
+
 @torch.compiler.disable(reason='engine="memcnn" runs eagerly inside torch.compile (one graph break)')
 def memcnn_apply(module: nn.Module, x: torch.Tensor, preserve_rng_state: bool = True) -> torch.Tensor:
     """``module(x)`` with memcnn's memory-efficient backpropagation through the :class:`MemcnnBlock` inside it.
@@ -138,7 +156,7 @@ def memcnn_apply(module: nn.Module, x: torch.Tensor, preserve_rng_state: bool = 
             # memcnn's backward recomputes without CPU autocast (it only handles CUDA autocast, by running
             # in float32): run its blocks in float32 here too, so forward and recompute agree
             with torch.autocast("cpu", enabled=False):
-                return module(owned.float())
-        return module(owned)
+                return _RefuseDoubleBackward.apply(module(owned.float()))
+        return _RefuseDoubleBackward.apply(module(owned))
     finally:
         _ACTIVE.reset(token)

@@ -24,7 +24,7 @@ from monai_iunet import IUNet
 from monai_iunet.bundle import latest_checkpoint
 from monai_iunet.data import generate_synthetic_brats
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "brats_iunet"
 CONFIGS = BUNDLE / "configs"
 TRAIN, EVALUATE, INFERENCE = (str(CONFIGS / f) for f in ("train.json", "evaluate.json", "inference.json"))

@@ -140,9 +140,7 @@ def test_monai_label_style_training_override(bundle, tmp_path):
     """MONAI Label runs train.json with train#dataset#data / validate#dataset#data of MSD-convention cases."""
     msd = tmp_path / "Task01"
     generate_synthetic_brats(msd, num_cases=3, spatial_size=(21, 19, 17), layout="msd")
-    pairs = [
-        {"image": str(p), "label": str(msd / "labelsTr" / p.name)} for p in sorted((msd / "imagesTr").iterdir())
-    ]
+    pairs = [{"image": str(p), "label": str(msd / "labelsTr" / p.name)} for p in sorted((msd / "imagesTr").iterdir())]
     assert set(np.unique(np.asarray(nib.load(pairs[0]["label"]).dataobj))) <= {0, 1, 2, 3}
     work = tmp_path / "label_bundle"
     shutil.copytree(bundle, work)
@@ -165,7 +163,16 @@ def test_monai_label_style_training_override(bundle, tmp_path):
         " **json.loads(sys.argv[3]))\n"
     )
     configs = work / "configs"
-    _run([sys.executable, "-c", script, str(configs / "metadata.json"), str(configs / "train.json"), json.dumps(overrides)])
+    _run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(configs / "metadata.json"),
+            str(configs / "train.json"),
+            json.dumps(overrides),
+        ]
+    )
     assert not (work / "data").exists()  # nothing generated into the bundle
     after = torch.load(model, weights_only=True)
     assert any(not torch.equal(before[k], after[k]) for k in before)  # trained on the MSD cases and saved

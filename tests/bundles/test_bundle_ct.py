@@ -15,9 +15,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
-pytest.importorskip("skimage")
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "ct_postprocessing_iunet"
 TINY_DATASET = "{'num_train': 2, 'num_val': 1, 'num_test': 1, 'spatial_size': 16, 'num_angles': 8, 'seed': 0}"
 

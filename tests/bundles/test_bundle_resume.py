@@ -62,7 +62,9 @@ def test_resume_is_loaded_before_the_run_and_fresh_runs_say_nothing(tmp_path, ca
 
     fresh, _, _ = _trainer(1)
     LatestCheckpointLoader(str(tmp_path / "none"), {}, enabled=False).attach(fresh)
-    record = logging.LogRecord("x", logging.INFO, "", 0, "Engine run resuming from iteration 0, epoch 0 until 1", None, None)
+    record = logging.LogRecord(
+        "x", logging.INFO, "", 0, "Engine run resuming from iteration 0, epoch 0 until 1", None, None
+    )
     assert not all(f.filter(record) for f in fresh.logger.filters)
     quiet_fresh_start(fresh)  # idempotent
     assert len(fresh.logger.filters) == 1

@@ -43,7 +43,10 @@ def test_every_orientation_is_predicted_on_its_own_grid_and_agrees_with_axial(tm
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "inference.json"))
     parser.update({"network_def#channels": CHANNELS, "patch_size": [16, 16, 16], "output_dir": str(tmp_path / "out")})
-    preprocessing, postprocessing = parser.get_parsed_content("preprocessing"), parser.get_parsed_content("postprocessing")
+    preprocessing, postprocessing = (
+        parser.get_parsed_content("preprocessing"),
+        parser.get_parsed_content("postprocessing"),
+    )
     inferer = parser.get_parsed_content("inferer")
     torch.manual_seed(0)
     network = parser.get_parsed_content("network_def").eval()
@@ -67,7 +70,7 @@ def test_every_orientation_is_predicted_on_its_own_grid_and_agrees_with_axial(tm
         np.testing.assert_allclose(saved.affine, affine, atol=1e-5)
         predictions[index] = np.asanyarray(nib.as_closest_canonical(saved).dataobj)
     reference = predictions[0]  # (0, 1, 2) without flips: the axial scan
-    assert set(np.unique(reference)) > {0}
+    assert len(np.unique(reference)) >= 2  # not a constant prediction
     for index, prediction in predictions.items():
         np.testing.assert_array_equal(prediction, reference, err_msg=f"orientation {index}")
 
@@ -134,7 +137,9 @@ def test_out_of_memory_case_is_reported_and_the_others_predicted(tmp_path):
     generate_synthetic_brats(data, num_cases=1, spatial_size=(30, 28, 26), num_unlabeled=1, prefix="Large")
     (tmp_path / "models").mkdir()
     torch.save(IUNet(3, 4, 3, channels=CHANNELS, blocks=1).state_dict(), tmp_path / "models" / "model.pt")
-    inferer = "$__import__('bundle_oom_inferer').OutOfMemoryAbove(monai.inferers.SlidingWindowInferer([16, 16, 16]), 5000)"
+    inferer = (
+        "$__import__('bundle_oom_inferer').OutOfMemoryAbove(monai.inferers.SlidingWindowInferer([16, 16, 16]), 5000)"
+    )
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(CONFIGS / "inference.json")]
     cmd += ["--bundle_root", str(tmp_path), "--network_def#channels", str(CHANNELS), "--num_workers", "0"]
     cmd += ["--inferer", inferer]

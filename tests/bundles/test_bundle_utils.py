@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -94,7 +95,9 @@ def test_best_model_is_replaced_never_removed(tmp_path, monkeypatch):
     engine.run([torch.randn(4, 2)], max_epochs=3)
     assert len(calls) == 3
     assert all("model.pt" in listing for listing in calls[1:])  # the previous best stays until replaced
-    assert [name for name in os.listdir(tmp_path) if not name.startswith("tmp")] == ["model.pt"]
+    assert sorted(name for name in os.listdir(tmp_path) if not name.startswith("tmp")) == ["model.pt", "model.pt.json"]
+    record = json.loads((tmp_path / "model.pt.json").read_text())
+    assert record == {"epoch": 3, "metric": "dice", "value": 0.9}  # the epoch the saved model is from
 
 
 def test_best_metric_record_survives_resume(tmp_path):

@@ -74,7 +74,8 @@ def test_one_training_step_at_reduced_size(name):
     parser["device"] = "$torch.device('cpu')"
     parser["patch_size"] = [32, 32, 32]
     key = "channels" if name in IUNETS else "features"
-    parser["network_def"][key] = [max(2, c // 8) for c in parser["network_def"][key]]
+    widths = parser["network_def"][key]
+    parser["network_def"][key] = [4 * c // widths[0] for c in widths]  # first width 4, same doubling
     net = parser.get_parsed_content("network")
     loss_fn = parser.get_parsed_content("loss")
     optimizer = parser.get_parsed_content("optimizer")

@@ -68,3 +68,22 @@ def test_app_segments_a_dicom_study(study, tmp_path):
     seg = hd.seg.segread(str(output / "segmentation.dcm"))
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == reference.header["SeriesInstanceUID"]
     assert len(seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence) == len(reference.files)
+
+
+def test_app_names_the_missing_series(study, tmp_path):
+    export, _, bundle = study
+    folder = tmp_path / "incomplete"
+    for name in ("t1", "t1ce"):
+        shutil.copytree(export["dicom"][name], folder / name)
+    env = {**os.environ, "MONAI_IUNET_BUNDLE": str(bundle), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, str(APP), "-i", str(folder), "-o", str(tmp_path / "output")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "no series matched ['t2', 'flair']" in result.stdout + result.stderr
+    assert not (tmp_path / "output" / "segmentation.nii.gz").exists()

@@ -117,8 +117,10 @@ def test_nifti_inputs_with_brain_mask_and_overwrite(export, bundle, tmp_path, ca
     # an existing result is kept unless --overwrite
     assert main(["segment", *common]) == 2
     assert "already holds results" in capsys.readouterr().err
-    assert main(["segment", *common, "--overwrite", "--save-preprocessed"]) == 0
+    assert main(["segment", *common, "--overwrite", "--save-preprocessed", "--n4"]) == 0
     assert (output / "preprocessed" / "flair.nii.gz").is_file()
+    report = json.loads((output / "report.json").read_text())
+    assert report["preprocessing"]["n4"] and "n4_s" in report["timings"]
     assert first.shape == mask.shape
 
 

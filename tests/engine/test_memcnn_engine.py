@@ -87,3 +87,10 @@ def test_jit_trace_of_a_memcnn_network():
     traced = torch.jit.trace(other, x, check_trace=False)
     with torch.no_grad():
         assert torch.allclose(traced(x), other(x), atol=1e-12)
+
+
+def test_double_backward_raises_naming_memory_efficient_false():
+    _, other = nets()
+    x = torch.randn(1, 2, 8, 8, 8, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(RuntimeError, match="memory_efficient=False"):
+        torch.autograd.grad(other(x).square().sum(), x, create_graph=True)

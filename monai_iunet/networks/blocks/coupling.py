@@ -130,7 +130,7 @@ class AdditiveCoupling(nn.Module):
         self.fn = residual_function(spatial_dims, n_cond, n_upd, depth, kernel_size, norm, act)
 
     def _bounds(self) -> tuple[int, int, int, int]:
-        """``(start, stop)`` of the updated channels, then of the conditioning ones (ints: TorchScript has no slices)."""
+        """``(start, stop)`` of the updated, then of the conditioning channels (ints: TorchScript has no slices)."""
         first = self.channels // 2
         return (first, self.channels, 0, first) if self.flip else (0, first, first, self.channels)
 

@@ -168,7 +168,7 @@ class _OrthogonalResampling(nn.Module):
             return weight if torch.is_autocast_enabled(x.device.type) else weight.to(x.dtype)
 
     def _conv(self, x: torch.Tensor, transposed: bool) -> torch.Tensor:
-        """The grouped convolution (transposed: its inverse) with the kernel, spelled out per dimension for TorchScript."""
+        """The grouped convolution (transposed: its inverse) with the kernel, written per dimension for TorchScript."""
         weight, stride, groups = self._weight(x), self.stride, self.channels
         if self.spatial_dims == 3:
             if transposed:
@@ -192,9 +192,7 @@ class _OrthogonalResampling(nn.Module):
     def _up(self, y: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting():
             if y.shape[1] != self.channels * self.sigma:
-                raise ValueError(
-                    f"expected {self.channels * self.sigma} channels at low resolution, got {y.shape[1]}."
-                )
+                raise ValueError(f"expected {self.channels * self.sigma} channels at low resolution, got {y.shape[1]}.")
         return self._conv(y, transposed=True)
 
     def extra_repr(self) -> str:

@@ -1,0 +1,48 @@
+"""The bundle configs as the model zoo checks them: pretty-printed JSON, the zoo's required ids, one evaluator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from monai.bundle import ConfigParser
+
+BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+CONFIGS = sorted(BUNDLES.glob("*/configs/*.json"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_config_is_pretty_format_json_clean(path):
+    """What `pretty-format-json --no-sort-keys --indent=4` writes: 4-space indent, ASCII, a final newline."""
+    text = path.read_text()
+    assert text == json.dumps(json.loads(text), indent=4) + "\n"
+
+
+def test_evaluate_overrides_validate_handlers_instead_of_a_second_evaluator():
+    evaluate = json.loads((BUNDLES / "brats_iunet" / "configs" / "evaluate.json").read_text())
+    assert "validate#handlers" in evaluate
+    assert not [key for key in json.dumps(evaluate).split('"') if key.endswith("Evaluator")]
+    parser = ConfigParser()
+    parser.read_config([str(BUNDLES / "brats_iunet" / "configs" / f) for f in ("train.json", "evaluate.json")])
+    targets = [h.get("_target_", h) if isinstance(h, dict) else h for h in parser.get("validate#handlers")]
+    assert "MetricsSaver" in targets and "@validate#best_model_saver" in targets
+
+
+@pytest.mark.parametrize("bundle", ["brats_iunet", "ct_postprocessing_iunet"])
+def test_zoo_required_files_and_ids(bundle):
+    root = BUNDLES / bundle
+    for name in ("LICENSE", "configs/metadata.json", "configs/inference.json", "docs/README.md"):
+        assert (root / name).is_file(), name
+    inference = json.loads((root / "configs" / "inference.json").read_text())
+    assert {"bundle_root", "device", "network_def", "inferer"} <= set(inference)
+    train = json.loads((root / "configs" / "train.json").read_text())
+    assert {"bundle_root", "device", "dataset_dir"} <= set(train)
+
+
+def test_brats_readme_has_the_zoo_template_sections():
+    readme = (BUNDLES / "brats_iunet" / "docs" / "README.md").read_text()
+    for section in ("Description", "Data", "Performance", "Usage", "System Configuration", "Limitations", "Citation"):
+        assert f"\n## {section}\n" in readme, section
+    assert (BUNDLES / "brats_iunet" / "docs" / "data_license.txt").is_file()
+    assert "python bundles/brats_iunet/scripts/bundle_numbers.py" in readme  # the numbers name their command
