@@ -8,14 +8,16 @@ since the random state is reset before each), the same loss (the bundle's sigmoi
 inference on whole validation volumes and reports Dice and sensitivity for ET, WT and TC per case (mean over cases),
 parameters, the peak memory of a training step (planner estimate and measured RSS growth) and the median step time.
 
-The CPU run downsamples the 1 mm BraTS grid to 2 mm (120 × 120 × 78) and scales every width by ``--width-scale``
-(default 1/2: iUNet-16 trains as channels (8, 16, 32, 64, 128), the U-Net with blowup 12): the same structure as
-the paper's models, sized for two CPU cores. The paper-sized models are in ``bundles/brats_iunet/configs/paper_*``.
+The cases are generated once on a 2 mm grid (120 × 120 × 78 for BraTS's 240 × 240 × 155 mm), resampled to 3 mm for
+training, and every width is scaled by ``--width-scale`` (default 1/4: iUNet-16 trains as channels (4, 8, 16, 32,
+64), the U-Net with blowup 6): the same structure as the paper's models, sized for a shared CPU. The paper-sized
+models are in ``bundles/brats_iunet/configs/paper_*.json``.
 
-Run (about 45 minutes on 2 shared cores), then render the report from the cached json::
+Run (about 45 minutes on a shared CPU), then render the report from the cached json::
 
-    OMP_NUM_THREADS=2 nice -n 10 python benchmarks/brats_comparison.py --data-dir /tmp/brats_mni152
-    python benchmarks/brats_comparison.py --render
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/brats_comparison.py --data-dir /tmp/brats_mni152
+    python benchmarks/brats_comparison.py --render --reading reading.md
+    python benchmarks/brats_comparison.py --anatomy-figure    # docs/synthetic_mni152.png
 """
 
 from __future__ import annotations
@@ -212,9 +214,10 @@ def run(args: argparse.Namespace) -> dict:
     val_cached = list(CacheDataset(val_items, transform=fixed, num_workers=0, progress=False))
     print(f"data ready in {time.perf_counter() - t_start:.0f} s", flush=True)
     results = _load() if args.resume else {}
+    threads, argv = os.environ.get("OMP_NUM_THREADS", ""), sys.argv[1:]
     results.update(
         {
-            "command": "OMP_NUM_THREADS=2 nice -n 10 python benchmarks/brats_comparison.py " + shlex.join(sys.argv[1:]),
+            "command": f"OMP_NUM_THREADS={threads} nice -n 10 python benchmarks/brats_comparison.py {shlex.join(argv)}",
             "settings": {k: v for k, v in vars(args).items() if k not in ("render", "resume")},
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
@@ -426,10 +429,10 @@ def main(argv=None) -> int:
     parser.add_argument("--crop", type=int, default=32, help="training crop and sliding-window size (voxels)")
     parser.add_argument("--num-samples", type=int, default=1, help="crops per case per step (the batch size)")
     parser.add_argument("--overlap", type=float, default=0.0, help="sliding-window overlap at validation")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--cap-minutes", type=float, default=6.0, help="wall-clock cap on each model's training")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--cap-minutes", type=float, default=5.0, help="wall-clock cap on each model's training")
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--width-scale", type=float, default=0.5, help="factor on the paper's widths for CPU")
+    parser.add_argument("--width-scale", type=float, default=0.25, help="factor on the paper's widths for CPU")
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="keep models already in the results json")

@@ -18,6 +18,9 @@ from monai_iunet.cli import build_parser, main
 from monai_iunet.data.checks import BrokenCaseError
 from monai_iunet.errors import InputNotFoundError, OutputExistsError, UserInputError
 
+# MONAI warns that a config is code every time one is parsed (explained in the README); these configs are ours
+pytestmark = pytest.mark.filterwarnings("ignore:parsing config_file:UserWarning")
+
 REPO = Path(__file__).resolve().parents[1]
 BRATS = REPO / "bundles" / "brats_iunet"
 

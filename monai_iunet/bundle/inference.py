@@ -76,6 +76,7 @@ def infer_case_by_case(evaluator: Any, dataset: Sequence, broken: list[str] | No
     quiet_fresh_start(evaluator, every_resume=True)
     for index in range(len(dataset)):
         evaluator.data_loader = DataLoader(Subset(dataset, [index]), batch_size=1, num_workers=0)
+        evaluator.set_data(evaluator.data_loader)
         evaluator.state.epoch_length = 1
         try:
             evaluator.run()
@@ -88,5 +89,7 @@ def infer_case_by_case(evaluator: Any, dataset: Sequence, broken: list[str] | No
             )
             logger.error(message)
             broken.append(message)
-            evaluator.state.iteration = 0
+            # ignite keeps the generator of the run that raised, and its next run() would resume that one (and end
+            # at once) instead of starting anew; it has no public reset
+            evaluator._internal_run_generator = None
     return broken

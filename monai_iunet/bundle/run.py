@@ -86,8 +86,11 @@ def _user_errors_logged_without_traceback() -> Iterator[None]:
 
     def factory(*args, **kwargs) -> logging.LogRecord:
         record = make_record(*args, **kwargs)
-        if record.exc_info and find_user_error(record.exc_info[1]) is not None:
+        user_error = find_user_error(record.exc_info[1]) if record.exc_info else None
+        if user_error is not None:
             record.exc_info, record.exc_text = None, None
+            if isinstance(record.msg, str):
+                record.msg = record.msg.replace(str(user_error), user_message(user_error))
         return record
 
     logging.setLogRecordFactory(factory)

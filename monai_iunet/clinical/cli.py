@@ -18,6 +18,7 @@ def _segment(args: argparse.Namespace) -> int:
     from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, segment
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("highdicom").setLevel(logging.WARNING)  # it logs every copied DICOM module at INFO
     try:
         report = segment(
             t1=args.t1,

@@ -11,6 +11,7 @@ from monai_iunet.engine.backprop import (
 )
 from monai_iunet.engine.guard import ReconstructionGuard
 from monai_iunet.engine.invertible import Invertible, InvertibleSequence, NoInverseError, check_invertible
+from monai_iunet.engine.recompute import RngRecord, RunningStats, hooks_observe
 
 __all__ = [
     "Invertible",
@@ -18,8 +19,11 @@ __all__ = [
     "MemoryEfficientFunction",
     "NoInverseError",
     "ReconstructionGuard",
+    "RngRecord",
+    "RunningStats",
     "accumulate_grads",
     "check_invertible",
+    "hooks_observe",
     "memory_efficient_apply",
     "reconstruct",
     "trainable_parameters",

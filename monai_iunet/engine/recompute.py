@@ -25,7 +25,7 @@ import torch.nn.modules.module as _module
 from torch import nn
 from torch.utils.checkpoint import get_device_states, set_device_states
 
-__all__ = ["RngRecord", "RunningStats", "global_module_hooks_exist", "hooks_observe", "replay_rng"]
+__all__ = ["RngRecord", "RunningStats", "global_module_hooks_exist", "hooks_observe", "replay_rng", "set_rng_state_to"]
 
 _RngState = tuple[torch.Tensor, list[int], list[torch.Tensor]]
 

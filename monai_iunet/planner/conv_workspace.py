@@ -88,7 +88,7 @@ def conv_workspace_bytes(
 ) -> int:
     """Bytes a CPU convolution (forward or backward) allocates beyond its input and output tensors.
 
-    Measured on torch 2.13 (``benchmarks/compare.py --calibrate-conv``): the native kernel unfolds the input
+    Measured on torch 2.13 (peak RSS of single convolutions): the native kernel unfolds the input
     into an im2col buffer of ``N · C_in · prod(kernel) × output voxels`` elements (none for a 1×1 kernel with
     stride 1 and no padding); its transposed form folds a buffer of ``N · C_out · prod(kernel) × input voxels``.
     oneDNN reorders the larger of input and output into its blocked layout.
