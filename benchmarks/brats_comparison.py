@@ -9,8 +9,8 @@ inference on whole validation volumes and reports Dice and sensitivity for ET, W
 parameters, the peak memory of a training step (planner estimate and measured RSS growth) and the median step time.
 
 The cases are generated once on a 2 mm grid (120 × 120 × 78 for BraTS's 240 × 240 × 155 mm), resampled to 3 mm for
-training, and every width is scaled by ``--width-scale`` (default 1/4: iUNet-16 trains as channels (4, 8, 16, 32,
-64), the U-Net with blowup 6): the same structure as the paper's models, sized for a shared CPU. The paper-sized
+training, and every width is scaled by ``--width-scale`` (default 1/2: iUNet-16 trains as channels (8, 16, 32, 64,
+128), the U-Net with blowup 12): the same structure as the paper's models, sized for a shared CPU. The paper-sized
 models are in ``bundles/brats_iunet/configs/paper_*.json``.
 
 Run (about 45 minutes on a shared CPU), then render the report from the cached json::
@@ -429,10 +429,10 @@ def main(argv=None) -> int:
     parser.add_argument("--crop", type=int, default=32, help="training crop and sliding-window size (voxels)")
     parser.add_argument("--num-samples", type=int, default=1, help="crops per case per step (the batch size)")
     parser.add_argument("--overlap", type=float, default=0.0, help="sliding-window overlap at validation")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--cap-minutes", type=float, default=5.0, help="wall-clock cap on each model's training")
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--width-scale", type=float, default=0.25, help="factor on the paper's widths for CPU")
+    parser.add_argument("--width-scale", type=float, default=0.5, help="factor on the paper's widths for CPU")
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="keep models already in the results json")

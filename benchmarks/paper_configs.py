@@ -82,7 +82,7 @@ def build_paper_model(
         config["features"] = scaled_widths(config["features"], width_scale)
         label = "U-Net" + ("" if width_scale == 1 else f" (b{config['features'][0]})")
     elif name == "segresnet":
-        filters = scaled_widths([16], width_scale)[0]
+        filters = scaled_widths([16], width_scale, multiple=8)[0]  # its GroupNorm has 8 groups
         config = {
             "_target_": "monai.networks.nets.SegResNet",
             "blocks_down": [1, 2, 2, 4],

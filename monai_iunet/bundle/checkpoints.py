@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointLoader, CheckpointSaver
 from monai.utils import str2bool
@@ -202,6 +202,9 @@ class LatestCheckpointLoader:
             load_path=path, load_dict={**self.load_dict, self.engine_key: engine}, map_location=self.map_location
         )(engine)
         logger.info(f"resume: continuing from {path} (epoch {engine.state.epoch} of {engine.state.max_epochs} done).")
+        if engine.state.epoch >= engine.state.max_epochs:  # ignite would start again from epoch 0
+            logger.info("resume: nothing left to train; pass a larger --epochs to train longer.")
+            engine.add_event_handler(Events.STARTED, lambda e: e.terminate())
 
     def _warn_ignored_learning_rate(self, path: str) -> None:
         """Warn when the configured learning rate differs from the checkpoint's: the checkpoint's is used."""

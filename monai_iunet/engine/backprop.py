@@ -200,7 +200,15 @@ _COMPILE_REASON = (
 )
 
 
-@torch.compiler.disable(reason=_COMPILE_REASON)
+def _opaque_to_compile(reason: str):
+    """``torch.compiler.disable`` with the reason Dynamo shows (torch < 2.7 takes no reason)."""
+    try:
+        return torch.compiler.disable(reason=reason)
+    except TypeError:
+        return torch.compiler.disable
+
+
+@_opaque_to_compile(_COMPILE_REASON)
 def _apply_opaque(
     module: nn.Module,
     x: torch.Tensor,

@@ -20,6 +20,8 @@ from contextvars import ContextVar
 import torch
 from torch import nn
 
+from monai_iunet.engine.backprop import _opaque_to_compile
+
 __all__ = ["MemcnnBlock", "import_memcnn", "memcnn_apply", "wrap_with_memcnn"]
 
 #: ``preserve_rng_state`` of the running :func:`memcnn_apply`; ``None`` outside it (memcnn stays off)
@@ -54,8 +56,13 @@ class MemcnnBlock(nn.Module):
     def __init__(self, block: nn.Module) -> None:
         super().__init__()
         self.block = block
-        self.register_state_dict_post_hook(_drop_level)
-        self.register_load_state_dict_pre_hook(_add_level)
+        self._function = import_memcnn().models.revop.InvertibleCheckpointFunction
+        if hasattr(self, "register_state_dict_post_hook"):
+            self.register_state_dict_post_hook(_drop_level)
+            self.register_load_state_dict_pre_hook(_add_level)
+        else:  # torch < 2.5: the same hooks under their private names
+            self._register_state_dict_hook(_drop_level)
+            self._register_load_state_dict_pre_hook(_add_level, with_module=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         preserve_rng_state = _ACTIVE.get()
@@ -63,10 +70,9 @@ class MemcnnBlock(nn.Module):
             return self.block(x)
         if x._is_view():  # memcnn frees the whole storage of its input: never that of a larger tensor
             x = x.clone()
-        function = import_memcnn().models.revop.InvertibleCheckpointFunction
         params = [p for p in self.block.parameters() if p.requires_grad]
         keep_input, num_bwd_passes, num_inputs = False, 1, 1
-        (y,) = function.apply(
+        (y,) = self._function.apply(
             self.block.forward,
             self.block.inverse,
             keep_input,
@@ -132,7 +138,7 @@ class _RefuseDoubleBackward(torch.autograd.Function):
         return grad
 
 
-@torch.compiler.disable(reason='engine="memcnn" runs eagerly inside torch.compile (one graph break)')
+@_opaque_to_compile('engine="memcnn" runs eagerly inside torch.compile (one graph break)')
 def memcnn_apply(module: nn.Module, x: torch.Tensor, preserve_rng_state: bool = True) -> torch.Tensor:
     """``module(x)`` with memcnn's memory-efficient backpropagation through the :class:`MemcnnBlock` inside it.
 

@@ -1,4 +1,5 @@
-"""The BraTS bundle through ``python -m monai.bundle``: train, evaluate, infer, resume, distributed, export.
+"""The BraTS bundle through ``python -m monai.bundle``: train, evaluate, infer, resume, distributed, verify
+(export: test_bundle_clients.py).
 
 Every run is a subprocess on tiny synthetic volumes of odd sizes, with a tiny network and one epoch.
 """
@@ -20,7 +21,6 @@ import numpy as np
 import pytest
 import torch
 
-from monai_iunet import IUNet
 from monai_iunet.bundle import latest_checkpoint
 from monai_iunet.data import generate_synthetic_brats
 
@@ -239,19 +239,3 @@ def test_verify_net_in_out():
     result = subprocess.run(cmd, capture_output=True, text=True, env=_env())
     assert result.returncode == 0, result.stderr[-3000:]
     assert "data shape of network is verified with no error" in _output(result)
-
-
-def test_ckpt_export_torchscript(brats, tmp_path):
-    exported = tmp_path / "model.ts"
-    cmd = [sys.executable, "-m", "monai.bundle", "ckpt_export", "network_def", "--filepath", str(exported)]
-    cmd += ["--ckpt_file", str(brats["root"] / "models" / "model.pt"), "--meta_file", str(CONFIGS / "metadata.json")]
-    cmd += ["--config_file", INFERENCE, "--network_def#channels", "[8, 16]"]
-    cmd += ["--use_trace", "True", "--input_shape", "[1, 4, 24, 24, 24]"]  # traced at the sliding-window ROI size
-    result = subprocess.run(cmd, capture_output=True, text=True, env=_env())
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    scripted = torch.jit.load(str(exported))
-    net = IUNet(3, 4, 3, channels=(8, 16), blocks=1).eval()  # the bundle's network_def with the test's channels
-    net.load_state_dict(torch.load(brats["root"] / "models" / "model.pt", weights_only=True))
-    x = torch.randn(1, 4, 24, 24, 24)
-    with torch.no_grad():
-        torch.testing.assert_close(scripted(x), net(x), rtol=1e-4, atol=1e-4)

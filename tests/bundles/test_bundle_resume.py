@@ -52,6 +52,13 @@ def test_repeated_resumes_keep_n_saved_checkpoints(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["checkpoint_epoch=5.pt", "checkpoint_epoch=6.pt"]
 
 
+def test_resuming_a_finished_run_trains_nothing(tmp_path):
+    _run_session(tmp_path, 2)
+    before = {name: (tmp_path / name).stat().st_mtime_ns for name in os.listdir(tmp_path)}
+    _run_session(tmp_path, 2)
+    assert {name: (tmp_path / name).stat().st_mtime_ns for name in os.listdir(tmp_path)} == before  # nothing rewritten
+
+
 def test_resume_is_loaded_before_the_run_and_fresh_runs_say_nothing(tmp_path, caplog):
     _run_session(tmp_path, 2)
     engine, model, optimizer = _trainer(3)
