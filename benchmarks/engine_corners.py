@@ -1,4 +1,4 @@
-"""The memory-efficient engine in the corners real training code reaches (issue 12), measured against ordinary
+"""The memory-efficient engine in the corners real training code reaches, measured against ordinary
 autograd (``memory_efficient=False``) through the same perturbed weights, float64, small volumes.
 
 Each row prints what happens now: an error (and its first words) or the largest deviation from ordinary
