@@ -215,34 +215,36 @@ def run(args: argparse.Namespace) -> dict:
     print(f"data ready in {time.perf_counter() - t_start:.0f} s", flush=True)
     results = _load() if args.resume else {}
     threads, argv = os.environ.get("OMP_NUM_THREADS", ""), sys.argv[1:]
-    results.update(
-        {
-            "command": f"OMP_NUM_THREADS={threads} nice -n 10 python benchmarks/brats_comparison.py {shlex.join(argv)}",
-            "settings": {k: v for k, v in vars(args).items() if k not in ("render", "resume")},
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        }
-    )
+    command = f"OMP_NUM_THREADS={threads} nice -n 10 python benchmarks/brats_comparison.py {shlex.join(argv)}"
+    settings = {k: v for k, v in vars(args).items() if k not in ("render", "resume", "reading", "anatomy_figure")}
+    if not results:  # a resumed run adds models; the first run's command and settings stay the report's
+        results.update({"command": command, "settings": settings, "torch": torch.__version__})
+        results["threads"] = torch.get_num_threads()
     results.setdefault("models", {})
     shape = (args.num_samples, 4, args.crop, args.crop, args.crop)
     preds = {}
     for name in args.models:
-        if name in results["models"] and args.resume:
+        key = name + args.tag
+        if key in results["models"] and args.resume:
             continue
         torch.manual_seed(args.seed)
         net, info = build_paper_model(name, width_scale=args.width_scale, budget_shape=shape)
         info["params"] = sum(p.numel() for p in net.parameters())
         info["planned_peak_bytes"] = estimate_memory(net, shape, device="cpu")
-        print(f"{name}: {info['label']} {info['params']:,} parameters", flush=True)
-        info.update(_train(net, train_cached, random_tf, args, name))
+        if args.tag:
+            info["label"] += f" [{args.tag.strip('_')}]"
+            info["command"] = command
+        print(f"{key}: {info['label']} {info['params']:,} parameters", flush=True)
+        info.update(_train(net, train_cached, random_tf, args, key))
         scores, first = _evaluate(net, val_cached, args.crop, args.overlap)
         info.update(scores)
-        preds[name] = first
-        results["models"][name] = info
-        results["total_seconds"] = time.perf_counter() - t_start
+        preds[key] = first
+        results["models"][key] = info
+        results["total_seconds"] = results.get("total_seconds", 0) + time.perf_counter() - t_start
+        t_start = time.perf_counter()
         _save(results)
-        np.savez_compressed(data_dir / f"pred_{name}.npz", pred=first)
-        print(f"  {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)
+        np.savez_compressed(data_dir / f"pred_{key}.npz", pred=first)
+        print(f"  {key}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)
     results["figure_case"] = val_items[0]["image"][0]
     _save(results)
     _figure(val_cached[0], {n: np.load(data_dir / f"pred_{n}.npz")["pred"] for n in results["models"]}, results)
@@ -386,11 +388,13 @@ def render(results: dict) -> str:
         "whichever comes first;",
         f"- widths: {st['width_scale']:g} × the paper's (same structure: 5 levels, doubling, 2 couplings per level "
         "and side for the iUNets; 2 convolutions per level for the U-Net); SegResNet is the MONAI model-zoo BraTS "
-        "configuration (blocks_down (1, 2, 2, 4), blocks_up (1, 1, 1)) with its init_filters scaled the same way;",
+        "configuration (blocks_down (1, 2, 2, 4), blocks_up (1, 1, 1), dropout 0.2) with init_filters 16 scaled the "
+        "same way (at least 8: its GroupNorm has 8 groups); iUNet-64 is not in the CPU run (budget);",
         f"- validation: sliding-window inference (roi {st['crop']}³, overlap {st['overlap']:g}) on the whole "
         "validation volumes, "
         "sigmoid > 0.5, Dice and sensitivity per case (MONAI `DiceMetric`, `ConfusionMatrixMetric`), mean over cases;",
-        f"- machine: 2 CPU cores shared with other jobs, `OMP_NUM_THREADS=2`, `nice -n 10`, torch {results['torch']}; "
+        f"- machine: 2 CPU cores shared with other jobs, {results['threads']} thread(s), `nice -n 10`, torch "
+        f"{results['torch']}; "
         f"total wall clock {results.get('total_seconds', 0) / 60:.0f} min (including data loading).",
         "",
         "## Results on the synthetic validation cases",
@@ -405,9 +409,12 @@ def render(results: dict) -> str:
         "",
         "Planned peak: `monai_iunet.planner.estimate_memory` of one training step (CPU, batch "
         f"{st['num_samples']}, {st['crop']}³). Measured: peak RSS growth over the first training step "
-        "(`MALLOC_MMAP_THRESHOLD_` semantics, see docs/benchmarks.md). Step time: median over the run.",
+        "in the benchmark's own process: a lower bound only (pages the previous models freed are reused; 0 means "
+        "no growth), so read the planned column. Step time: median over the run (the CPU is shared: ±30 %).",
         "",
         *cost,
+        "",
+        *[f"- {m['label']}: `{m['command']}`" for m in results["models"].values() if "command" in m],
         "",
         "![predictions](brats_comparison.png)",
         "",
@@ -436,6 +443,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="keep models already in the results json")
+    parser.add_argument("--tag", default="", help="suffix of the models' keys, for extra runs with other settings")
     parser.add_argument("--render", action="store_true", help="only write docs/brats_comparison.md from the json")
     parser.add_argument("--reading", help="a markdown file with the reading of the results, stored in the json")
     parser.add_argument("--anatomy-figure", action="store_true", help="only write docs/synthetic_mni152.png")
