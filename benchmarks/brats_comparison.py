@@ -15,16 +15,15 @@ models are in ``bundles/brats_iunet/configs/paper_*.json``.
 
 Run (about 45 minutes on a shared CPU), then render the report from the cached json::
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/brats_comparison.py --data-dir /tmp/brats_mni152
-    python benchmarks/brats_comparison.py --render --reading reading.md
-    python benchmarks/brats_comparison.py --anatomy-figure    # docs/synthetic_mni152.png
+    OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks.brats_comparison --data-dir /tmp/brats_mni152
+    python -m benchmarks.brats_comparison --render --reading reading.md
+    python -m benchmarks.brats_comparison --anatomy-figure    # docs/synthetic_mni152.png
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shlex
 import sys
@@ -34,25 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from _measure import measure_peak, set_mmap_threshold  # noqa: E402
-from paper_configs import build_paper_model  # noqa: E402
+from ._brats_comparison_report import DOC, REGIONS, RESULTS, anatomy_figure, prediction_figure, render
+from ._measure import measure_peak, set_mmap_threshold
+from .paper_configs import build_paper_model
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "brats_comparison_cpu.json"
-DOC = ROOT / "docs" / "brats_comparison.md"
-FIGURE = ROOT / "docs" / "brats_comparison.png"
-ANATOMY_FIGURE = ROOT / "docs" / "synthetic_mni152.png"
-REGIONS = ("TC", "WT", "ET")  # channel order of ConvertToMultiChannelBasedOnBratsClassesd
-PAPER_TABLE2 = {
-    # Dice ET, WT, TC; sensitivity ET, WT, TC (BraTS 2018 validation set, 66 cases)
-    "U-Net": (0.770, 0.901, 0.828, 0.776, 0.914, 0.813),
-    "iUNet-16": (0.767, 0.900, 0.809, 0.779, 0.916, 0.798),
-    "iUNet-32": (0.782, 0.899, 0.825, 0.773, 0.908, 0.824),
-    "iUNet-64": (0.801, 0.898, 0.850, 0.796, 0.918, 0.829),
-}
 DEFAULT_MODELS = ("iunet16", "iunet32", "unet", "segresnet", "iunet_equal_memory")
 
 
@@ -215,7 +200,7 @@ def run(args: argparse.Namespace) -> dict:
     print(f"data ready in {time.perf_counter() - t_start:.0f} s", flush=True)
     results = _load() if args.resume else {}
     threads, argv = os.environ.get("OMP_NUM_THREADS", ""), sys.argv[1:]
-    command = f"OMP_NUM_THREADS={threads} nice -n 10 python benchmarks/brats_comparison.py {shlex.join(argv)}"
+    command = f"OMP_NUM_THREADS={threads} nice -n 10 python -m benchmarks.brats_comparison {shlex.join(argv)}"
     settings = {k: v for k, v in vars(args).items() if k not in ("render", "resume", "reading", "anatomy_figure")}
     if not results:  # a resumed run adds models; the first run's command and settings stay the report's
         results.update({"command": command, "settings": settings, "torch": torch.__version__})
@@ -247,7 +232,9 @@ def run(args: argparse.Namespace) -> dict:
         print(f"  {key}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)
     results["figure_case"] = val_items[0]["image"][0]
     _save(results)
-    _figure(val_cached[0], {n: np.load(data_dir / f"pred_{n}.npz")["pred"] for n in results["models"]}, results)
+    prediction_figure(
+        val_cached[0], {n: np.load(data_dir / f"pred_{n}.npz")["pred"] for n in results["models"]}, results
+    )
     return results
 
 
@@ -258,172 +245,6 @@ def _load() -> dict:
 def _save(results: dict) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-
-
-def _figure(case: dict, preds: dict, results: dict) -> None:
-    """Three orthogonal slices through the first validation case: FLAIR with the truth, then each model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    image, label = case["image"].numpy(), case["label"].numpy()
-    centre = np.argwhere(label[2] > 0).mean(0).astype(int) if label[2].any() else np.array(label.shape[1:]) // 2
-    columns = [("truth", label)] + [(results["models"][n]["label"], p) for n, p in preds.items()]
-    fig, axes = plt.subplots(3, len(columns), figsize=(2.6 * len(columns), 7.8))
-    for row, axis in enumerate(range(3)):
-        flair = np.rot90(np.take(image[0], centre[axis], axis=axis))
-        for col, (title, seg) in enumerate(columns):
-            ax = axes[row, col]
-            ax.imshow(flair, cmap="gray")
-            # BraTS colours: edema (WT only) green, non-enhancing core (TC only) red, enhancing tumour yellow
-            s = [np.rot90(np.take(seg[c], centre[axis], axis=axis)) for c in range(3)]
-            overlay = np.zeros((*s[0].shape, 4))
-            overlay[s[1] > 0] = (0.1, 0.8, 0.1, 0.45)
-            overlay[s[0] > 0] = (0.9, 0.1, 0.1, 0.55)
-            overlay[s[2] > 0] = (1.0, 0.9, 0.0, 0.7)
-            ax.imshow(overlay)
-            ax.set_axis_off()
-            if row == 0:
-                ax.set_title(title, fontsize=9)
-    fig.suptitle("validation case 0, FLAIR; green edema (WT), red tumour core (TC), yellow enhancing (ET)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(FIGURE, dpi=90)
-    plt.close(fig)
-
-
-def _views(volume: np.ndarray, centre) -> list[np.ndarray]:
-    """Axial, coronal and sagittal slices through ``centre`` of a volume on the generator's grid (axes: right to
-    left, anterior to posterior, inferior to superior), oriented as a radiologist reads them."""
-    i, j, k = (int(c) for c in centre)
-    return [volume[:, :, k].T, volume[:, j, ::-1].T, volume[i, :, ::-1].T]
-
-
-def anatomy_figure(path: Path = ANATOMY_FIGURE, seed: int = 0) -> Path:
-    """Three orthogonal slices × four modalities and the labels of one 1 mm MNI152 case (the docs figure)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from monai_iunet.data.synthetic_anatomy import synthesize_mni152_case
-
-    image, label = synthesize_mni152_case((240, 240, 155), seed=seed)
-    centre = np.argwhere(label == 1).mean(0) if (label == 1).any() else np.array(label.shape) / 2
-    names = ("FLAIR", "T1", "T1ce", "T2")
-    fig, axes = plt.subplots(3, 5, figsize=(15, 9.6), facecolor="black")
-    for row, view in enumerate(("axial", "coronal", "sagittal")):
-        for col in range(5):
-            ax = axes[row, col]
-            m = col if col < 4 else 0
-            sl = _views(image[m], centre)[row]
-            ax.imshow(sl, cmap="gray", vmin=0, vmax=np.percentile(image[m][image[m] > 0], 99.5))
-            if col == 4:
-                seg = _views(label, centre)[row]
-                overlay = np.zeros((*seg.shape, 4))
-                overlay[seg == 2] = (0.1, 0.85, 0.1, 0.5)
-                overlay[seg == 1] = (0.9, 0.1, 0.1, 0.6)
-                overlay[seg == 4] = (1.0, 0.9, 0.0, 0.7)
-                ax.imshow(overlay)
-            ax.set_axis_off()
-            title = names[col] if col < 4 else "FLAIR + labels"
-            ax.set_title(f"{title}, {view}", color="white", fontsize=10)
-    fig.suptitle(
-        f"generate_synthetic_brats(anatomy='mni152'), case seed {seed}, 240 × 240 × 155 at 1 mm — labels: edema "
-        "green, necrotic/non-enhancing core red, enhancing tumour yellow",
-        color="white",
-        fontsize=11,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=80, facecolor="black")
-    plt.close(fig)
-    return path
-
-
-def _row(label: str, values) -> str:
-    return f"| {label} | " + " | ".join("—" if v is None or math.isnan(v) else f"{v:.3f}" for v in values) + " |"
-
-
-def render(results: dict) -> str:
-    """``docs/brats_comparison.md``: a rendering of the results json (nothing in it is typed by hand)."""
-    if not results.get("models"):
-        return "# BraTS comparison\n\nNo results yet: run `benchmarks/brats_comparison.py`.\n"
-    st = results["settings"]
-    head = "| model | Dice ET | Dice WT | Dice TC | Sens. ET | Sens. WT | Sens. TC |"
-    rule = "|---|---:|---:|---:|---:|---:|---:|"
-    ours = [head, rule]
-    cost = [
-        "| model | network | parameters | planned peak (MiB) | measured peak (MiB) | step time (s) | steps | "
-        "epochs | capped |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for m in results["models"].values():
-        ours.append(_row(m["label"], [m[f"{k}_{r}"] for k in ("dice", "sensitivity") for r in ("ET", "WT", "TC")]))
-        widths = m["config"].get("channels") or m["config"].get("features") or [m["config"].get("init_filters")]
-        cost.append(
-            f"| {m['label']} | `{m['config']['_target_'].split('.')[-1]}` {tuple(widths)} | {m['params']:,} | "
-            f"{m['planned_peak_bytes'] / 2**20:,.0f} | {m['measured_peak_bytes'] / 2**20:,.0f} | "
-            f"{m['step_time_s']:.2f} | {m['steps']} | {m['epochs_completed']} | {'yes' if m['capped'] else 'no'} |"
-        )
-    paper = [head, rule] + [_row(k, v) for k, v in PAPER_TABLE2.items()]
-    lines = [
-        "# Does the iUNet segment as well as a U-Net? (CPU comparison on synthetic MNI152 brains)",
-        "",
-        "Written by `python benchmarks/brats_comparison.py --render` from "
-        "`benchmarks/results/brats_comparison_cpu.json`, which this command produced:",
-        "",
-        f"    {results['command']}",
-        "",
-        "## Budget and setup",
-        "",
-        f"- data: {st['num_train']} training and {st['num_val']} validation cases of "
-        '`generate_synthetic_brats(anatomy="mni152")` (MNI152 anatomy, 240 × 240 × 155 mm field of view) on a '
-        f"{' × '.join(map(str, st['size']))} grid (≈ 2 mm), generated once into `{st['data_dir']}`, resampled to "
-        f"{st['pixdim']:g} mm isotropic (`Spacingd`) for the CPU;",
-        "- the same preprocessing for every model (foreground crop, per-channel z-score on the brain; training crops "
-        f"of {st['crop']}³ voxels, {st['num_samples']} per case and step (positive:negative 2:1), flips, "
-        "intensity scale/shift; random state reset per model so every model sees the same crops);",
-        f"- the same loss (sigmoid Dice, as the bundle), optimiser (Adam, lr {st['lr']}, weight decay 1e-5, cosine "
-        f"schedule), and budget: {st['epochs']} epochs or {st['cap_minutes']:g} min of training per model, "
-        "whichever comes first;",
-        f"- widths: {st['width_scale']:g} × the paper's (same structure: 5 levels, doubling, 2 couplings per level "
-        "and side for the iUNets; 2 convolutions per level for the U-Net); SegResNet is the MONAI model-zoo BraTS "
-        "configuration (blocks_down (1, 2, 2, 4), blocks_up (1, 1, 1), dropout 0.2) with init_filters 16 scaled the "
-        "same way (at least 8: its GroupNorm has 8 groups); iUNet-64 is not in the CPU run (budget);",
-        f"- validation: sliding-window inference (roi {st['crop']}³, overlap {st['overlap']:g}) on the whole "
-        "validation volumes, "
-        "sigmoid > 0.5, Dice and sensitivity per case (MONAI `DiceMetric`, `ConfusionMatrixMetric`), mean over cases;",
-        f"- machine: 2 CPU cores shared with other jobs, {results['threads']} thread(s), `nice -n 10`, torch "
-        f"{results['torch']}; "
-        f"total wall clock {results.get('total_seconds', 0) / 60:.0f} min (including data loading).",
-        "",
-        "## Results on the synthetic validation cases",
-        "",
-        *ours,
-        "",
-        "## The paper's Table 2 (BraTS 2018 validation set, real data, GPU, full-size models)",
-        "",
-        *paper,
-        "",
-        "## Cost",
-        "",
-        "Planned peak: `monai_iunet.planner.estimate_memory` of one training step (CPU, batch "
-        f"{st['num_samples']}, {st['crop']}³). Measured: peak RSS growth over the first training step "
-        "in the benchmark's own process: a lower bound only (pages the previous models freed are reused; 0 means "
-        "no growth), so read the planned column. Step time: median over the run (the CPU is shared: ±30 %).",
-        "",
-        *cost,
-        "",
-        *[f"- {m['label']}: `{m['command']}`" for m in results["models"].values() if "command" in m],
-        "",
-        "![predictions](brats_comparison.png)",
-        "",
-        "## Reading",
-        "",
-        *results.get("reading", ["(no reading recorded)"]),
-        "",
-    ]
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:

@@ -10,8 +10,8 @@ approximated by running the symbolic step under ``torch.autocast("cpu", dtype=to
 
 Run::
 
-    python benchmarks/paper_configs.py                  # print the table
-    python benchmarks/paper_configs.py --write-readme   # and put it into bundles/brats_iunet/docs/README.md
+    python -m benchmarks.paper_configs                  # print the table
+    python -m benchmarks.paper_configs --write-readme   # and put it into bundles/brats_iunet/docs/README.md
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def table() -> str:
             f"| {info['label']} | {override} | {network} | {params / 1e6:.2f} M | {fp32 / GiB:.2f} GiB "
             f"| {amp / GiB:.2f} GiB |"
         )
-    command = "python benchmarks/paper_configs.py " + shlex.join(sys.argv[1:])
+    command = "python -m benchmarks.paper_configs " + shlex.join(sys.argv[1:])
     note = (
         f'Batch 1, crop {PAPER_SHAPE[2]}×{PAPER_SHAPE[3]}×{PAPER_SHAPE[4]}, Adam, planner with `device="cuda"` '
         "semantics (compares with `torch.cuda.max_memory_allocated`; cuDNN workspace not included); AMP approximated "

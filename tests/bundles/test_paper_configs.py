@@ -8,7 +8,6 @@ training step of the bundle's own network, loss and optimizer runs at a reduced 
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -91,11 +90,9 @@ def test_one_training_step_at_reduced_size(name):
     assert changed == len(before)
 
 
-def test_planner_table_script(capsys, monkeypatch):
+def test_planner_table_script(capsys):
     """``benchmarks/paper_configs.py`` builds every model of the comparison from the same override files."""
-    monkeypatch.syspath_prepend(str(CONFIGS.parents[2] / "benchmarks"))
-    sys.modules.pop("paper_configs", None)
-    import paper_configs
+    from benchmarks import paper_configs
 
     net, info = paper_configs.build_paper_model("iunet32", width_scale=0.25)
     assert net.core.channels == (8, 16, 32, 64, 128) and info["label"].startswith("iUNet-32")
