@@ -16,6 +16,7 @@ must then be indistinguishable from the original pass:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -47,8 +48,10 @@ def _rng_state(x: torch.Tensor) -> _RngState:
 
 
 def _same_state(a: _RngState, b: _RngState) -> bool:
-    # RNG states are real host tensors: compare them outside any tensor mode (the planner's FakeTensorMode)
-    with torch.utils._python_dispatch._disable_current_modes():
+    # RNG states are real host tensors: compare them outside any tensor mode (the planner's FakeTensorMode); torch
+    # has no public way to leave the active modes, so fall back to comparing in place if the private one goes away
+    outside_modes = getattr(torch.utils._python_dispatch, "_disable_current_modes", contextlib.nullcontext)
+    with outside_modes():
         return _equal_states(a, b)
 
 
