@@ -17,7 +17,7 @@ Usage (trained demo model: README command 1 into a copy of the bundle)::
     cp -r bundles/brats_iunet /tmp/brats_demo && OMP_NUM_THREADS=1 python -m monai.bundle run train_and_evaluate \\
         --config_file "['/tmp/brats_demo/configs/train.json','/tmp/brats_demo/configs/evaluate.json']" \\
         --bundle_root /tmp/brats_demo
-    OMP_NUM_THREADS=1 python benchmarks/clinical_registration.py --bundle /tmp/brats_demo --cases 4
+    OMP_NUM_THREADS=1 python -m benchmarks.clinical_registration --bundle /tmp/brats_demo --cases 4
 """
 
 from __future__ import annotations
