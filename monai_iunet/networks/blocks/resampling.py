@@ -13,11 +13,11 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from monai.utils import ensure_tuple_rep
 from torch import nn
 
 from monai_iunet.networks.blocks.orthogonal import orthogonal_matrix
 from monai_iunet.networks.enums import OrthogonalMethod, ResamplingInit, resolve_option
+from monai_iunet.networks.utils import ints_rep
 
 __all__ = [
     "InvertibleDownsampling",
@@ -38,15 +38,8 @@ def ensure_tuple_stride(stride: int | Sequence[int], spatial_dims: int) -> tuple
     Raises:
         ValueError: when ``stride`` is neither one positive int nor ``spatial_dims`` of them.
     """
-    try:
-        result = tuple(int(s) for s in ensure_tuple_rep(stride, spatial_dims))
-    except (TypeError, ValueError):
-        result = None
-    if result is None or any(s < 1 for s in result):
-        raise ValueError(
-            f"stride must be a positive int or a sequence of {spatial_dims} positive ints, got {stride!r}."
-        )
-    return result
+    error = f"stride must be a positive int or a sequence of {spatial_dims} positive ints, got {stride!r}."
+    return ints_rep(stride, spatial_dims, 1, error)
 
 
 def check_divisible(spatial_shape: Sequence[int], factor: Sequence[int], hint: str = "") -> None:

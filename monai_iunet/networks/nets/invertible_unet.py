@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.utils import deprecated_arg, ensure_tuple_rep
+from monai.utils import deprecated_arg
 from torch import nn
 
 from monai_iunet.engine import (
@@ -40,6 +40,7 @@ from monai_iunet.networks.blocks.resampling import (
     ensure_tuple_stride,
 )
 from monai_iunet.networks.enums import BackpropEngine, OrthogonalMethod, PaddingMode, ResamplingInit, resolve_option
+from monai_iunet.networks.utils import ints_rep
 
 __all__ = ["InvertibleSkip", "InvertibleUNet", "blocks_per_level", "per_level_strides", "split_channels"]
 
@@ -165,15 +166,8 @@ def blocks_per_level(blocks: int | Sequence[int], levels: int) -> list[int]:
     Raises:
         ValueError: when ``blocks`` is neither one non-negative int nor one per level.
     """
-    try:
-        result = [int(b) for b in ensure_tuple_rep(blocks, levels)]
-    except (TypeError, ValueError):
-        result = None
-    if result is None or any(b < 0 for b in result):
-        raise ValueError(
-            f"blocks must be one non-negative int or one per level (len(channels) = {levels}), got {blocks!r}."
-        )
-    return result
+    error = f"blocks must be one non-negative int or one per level (len(channels) = {levels}), got {blocks!r}."
+    return list(ints_rep(blocks, levels, 0, error))
 
 
 def _user_block(block_factory: Callable[[int, int, int], nn.Module], spatial_dims: int, channels: int, index: int):
