@@ -1,0 +1,50 @@
+"""The BraTS domain, once: modalities, label conventions, tumour regions and dataset layouts.
+
+Everything else in the package imports these facts from here instead of spelling them as strings.
+"""
+
+from __future__ import annotations
+
+from monai_iunet.brats.labels import (
+    BRATS2021,
+    BRATS2023,
+    CONVENTIONS,
+    MSD,
+    REGION_ORDER,
+    LabelConvention,
+    Region,
+    TumourPart,
+    convert_labels,
+    label_convention,
+)
+from monai_iunet.brats.layouts import (
+    BRATS2021_LAYOUT,
+    BRATS2023_LAYOUT,
+    LAYOUTS,
+    MSD_LAYOUT,
+    DatasetLayout,
+    dataset_layout,
+)
+from monai_iunet.brats.modalities import MODALITY_ORDER, Modality, modality
+
+__all__ = [
+    "BRATS2021",
+    "BRATS2021_LAYOUT",
+    "BRATS2023",
+    "BRATS2023_LAYOUT",
+    "CONVENTIONS",
+    "LAYOUTS",
+    "MODALITY_ORDER",
+    "MSD",
+    "MSD_LAYOUT",
+    "REGION_ORDER",
+    "DatasetLayout",
+    "LabelConvention",
+    "Modality",
+    "Region",
+    "TumourPart",
+    "convert_labels",
+    "dataset_layout",
+    "label_convention",
+    "modality",
+]
