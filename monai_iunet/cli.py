@@ -5,7 +5,14 @@ Subcommands:
 - ``generate-brats OUT``: write a synthetic BraTS-like dataset (BraTS 2018–2021 folder layout) into ``OUT``.
 - ``run ...``: run a bundle, with the arguments of ``python -m monai.bundle run`` (:mod:`monai_iunet.bundle.run`).
 - ``segment ...`` / ``generate-exports OUT``: scanner series to a segmentation, synthetic scanner exports
-  (:mod:`monai_iunet.clinical`).
+  (:mod:`monai_iunet.clinical`; they need the ``clinical`` extra).
+- ``plan ...``, ``bundle list`` / ``bundle copy NAME DIR``: memory planning, the bundles shipped with the package.
+
+Every command runs through :func:`monai_iunet.errors.exit_status`: a
+:class:`~monai_iunet.errors.UserInputError` ends it with one line ``monai-iunet <command>: error: ...`` and exit
+status 2, so a subcommand only raises those. Nothing optional is imported before a command needs it, so that every
+command (and ``--help``) works with the core install; one that needs an extra says which
+(:func:`monai_iunet.errors.needs_extra`).
 
 Example::
 
@@ -17,6 +24,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from monai_iunet.errors import UserInputError, exit_status
+
 __all__ = ["build_parser", "main"]
 
 
@@ -24,7 +33,7 @@ def _generate_brats(args: argparse.Namespace) -> int:
     from monai_iunet.data.synthetic_brats import generate_synthetic_brats
 
     if len(args.size) not in (1, 3) or len(args.spacing) not in (1, 3):
-        raise ValueError("--size and --spacing take one or three values.")
+        raise UserInputError("--size and --spacing take one or three values.")
     size = args.size[0] if len(args.size) == 1 else tuple(args.size)
     spacing = args.spacing[0] if len(args.spacing) == 1 else tuple(args.spacing)
     case_dirs = generate_synthetic_brats(
@@ -128,7 +137,7 @@ def _bundle(args: argparse.Namespace) -> int:
             print(f"{name}\t{folder}")
         return 0
     if not args.name or not args.dir:
-        raise ValueError("bundle copy takes a bundle NAME and a destination DIR (see: monai-iunet bundle list).")
+        raise UserInputError("bundle copy takes a bundle NAME and a destination DIR (see: monai-iunet bundle list).")
     print(f"copied {args.name} to {copy_bundle(args.name, args.dir, overwrite=args.overwrite)}")
     return 0
 
@@ -152,10 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``monai-iunet`` with ``argv`` (default: the command line); returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except ValueError as e:  # bad argument values, reported like argparse's own errors
-        parser.error(str(e))
+    return exit_status(args.func, args, prog=f"{parser.prog} {args.command}")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ import pytest
 from monai.bundle.scripts import run as monai_run
 from torch.utils.data import DataLoader, Dataset
 
-from monai_iunet.bundle.run import find_user_error, user_message
 from monai_iunet.cli import build_parser, main
 from monai_iunet.data.checks import BrokenCaseError
-from monai_iunet.errors import InputNotFoundError, OutputExistsError, UserInputError
+from monai_iunet.errors import InputNotFoundError, OutputExistsError, UserInputError, find_user_error, user_message
 
 # MONAI warns that a config is code every time one is parsed (explained in the README); these configs are ours
 pytestmark = pytest.mark.filterwarnings("ignore:parsing config_file:UserWarning")

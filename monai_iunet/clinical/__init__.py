@@ -14,15 +14,31 @@ Example::
 
     report = segment(t1="dicom/t1", t1ce="dicom/t1ce", t2="dicom/t2", flair="dicom/flair", output="results")
     print(report["volumes_ml"])  # {"TC": ..., "WT": ..., "ET": ...}
+
+The names below are imported from their modules when first used, so that ``monai_iunet.clinical.cli`` (the
+``segment`` command's arguments) imports without the ``clinical`` extra (SimpleITK, pydicom, highdicom).
 """
 
 from __future__ import annotations
 
-from monai_iunet.clinical.exports import make_scanner_export
-from monai_iunet.clinical.inference import BundleSegmenter
-from monai_iunet.clinical.io import ClinicalInputError, Series, check_same_study, read_series
-from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, MODALITY_NAMES, RegistrationWarning, segment
-from monai_iunet.clinical.registration import RegistrationResult, register_rigid
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monai_iunet.clinical.exports import make_scanner_export
+    from monai_iunet.clinical.inference import BundleSegmenter
+    from monai_iunet.clinical.io import ClinicalInputError, Series, check_same_study, read_series
+    from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, MODALITY_NAMES, RegistrationWarning, segment
+    from monai_iunet.clinical.registration import RegistrationResult, register_rigid
+
+_MODULES = {
+    "exports": ("make_scanner_export",),
+    "inference": ("BundleSegmenter",),
+    "io": ("ClinicalInputError", "Series", "check_same_study", "read_series"),
+    "pipeline": ("DEFAULT_BUNDLE", "MODALITY_NAMES", "RegistrationWarning", "segment"),
+    "registration": ("RegistrationResult", "register_rigid"),
+}
+_MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "DEFAULT_BUNDLE",
@@ -38,3 +54,15 @@ __all__ = [
     "register_rigid",
     "segment",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

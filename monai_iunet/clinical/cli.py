@@ -1,6 +1,9 @@
 """``monai-iunet segment`` and ``monai-iunet generate-exports`` (added to the console command by ``monai_iunet.cli``).
 
-Bad inputs end with one line ``monai-iunet segment: error: ...`` naming the input, exit status 2, no traceback.
+Bad inputs raise a :class:`~monai_iunet.errors.UserInputError`, which ``monai-iunet`` prints as one line
+``monai-iunet segment: error: ...`` naming the input (exit status 2, no traceback). This module imports nothing of
+the ``clinical`` extra (SimpleITK, pydicom, highdicom) until a command runs, so that ``monai-iunet --help`` works
+without it; a command run without it says which extra to install.
 """
 
 from __future__ import annotations
@@ -8,48 +11,46 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
+
+from monai_iunet.errors import UserInputError, needs_extra
 
 __all__ = ["add_clinical_parsers"]
 
 
+@needs_extra("clinical")
 def _segment(args: argparse.Namespace) -> int:
-    from monai_iunet.clinical.io import ClinicalInputError
     from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, segment
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # it logs every copied DICOM module at INFO
-    try:
-        report = segment(
-            t1=args.t1,
-            t1ce=args.t1ce,
-            t2=args.t2,
-            flair=args.flair,
-            output=args.output,
-            bundle=args.bundle or DEFAULT_BUNDLE,
-            reference=args.reference,
-            save_preprocessed=args.save_preprocessed,
-            brain_mask=args.brain_mask,
-            n4=args.n4,
-            device=args.device,
-            series_uids=args.series_uid,
-            overwrite=args.overwrite,
-            allow_mixed_studies=args.allow_mixed_studies,
-            accept_failed_registration=args.accept_failed_registration,
-        )
-    except ClinicalInputError as e:
-        print(f"monai-iunet segment: error: {e}", file=sys.stderr)
-        return 2
+    report = segment(
+        t1=args.t1,
+        t1ce=args.t1ce,
+        t2=args.t2,
+        flair=args.flair,
+        output=args.output,
+        bundle=args.bundle or DEFAULT_BUNDLE,
+        reference=args.reference,
+        save_preprocessed=args.save_preprocessed,
+        brain_mask=args.brain_mask,
+        n4=args.n4,
+        device=args.device,
+        series_uids=args.series_uid,
+        overwrite=args.overwrite,
+        allow_mixed_studies=args.allow_mixed_studies,
+        accept_failed_registration=args.accept_failed_registration,
+    )
     volumes = ", ".join(f"{k} {v:.1f} mL" for k, v in report["volumes_ml"].items())
     print(f"wrote the segmentation to {args.output} ({volumes}; {report['timings']['total_s']:.1f} s)")
     return 0
 
 
+@needs_extra("clinical")
 def _generate_exports(args: argparse.Namespace) -> int:
     from monai_iunet.clinical.exports import make_scanner_export
 
     if len(args.size) not in (1, 3):
-        raise ValueError("--size takes one or three values.")
+        raise UserInputError("--size takes one or three values.")
     result = make_scanner_export(
         args.out,
         spatial_size=args.size[0] if len(args.size) == 1 else tuple(args.size),

@@ -10,17 +10,11 @@ from monai.data import CacheDataset
 from monai.utils import str2bool
 
 from monai_iunet.data.checks import BROKEN_CASE_ADVICE, BrokenCaseError, check_case
+from monai_iunet.errors import exception_chain
 
 __all__ = ["CaseDataset"]
 
 logger = logging.getLogger(__name__)
-
-
-def _root_cause(error: BaseException) -> BaseException:
-    """The innermost exception of a chain (MONAI's ``Compose`` wraps every transform error in a ``RuntimeError``)."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return error
 
 
 class CaseDataset(CacheDataset):
@@ -71,7 +65,7 @@ class CaseDataset(CacheDataset):
     def _diagnose(self, index: int, error: BaseException) -> BrokenCaseError:
         item = self.data[index]
         problems = check_case(item, read_data=True, label_values=self.label_values)
-        cause = _root_cause(error)
+        *_, cause = exception_chain(error, implicit=False)  # MONAI's Compose wraps transform errors
         reason = "; ".join(problems) if problems else f"{type(cause).__name__}: {cause}"
         diagnosis = BrokenCaseError(f"case {item.get('case', index)}: {reason}\n{self.advice}")
         diagnosis.__cause__ = error

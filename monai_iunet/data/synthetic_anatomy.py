@@ -36,7 +36,7 @@ from monai.transforms import GaussianSmooth
 from monai.utils import ensure_tuple_rep
 
 from monai_iunet.data.synthetic_brats import TISSUE_INTENSITIES, smooth_field
-from monai_iunet.errors import UserInputError
+from monai_iunet.errors import UserInputError, needs_extra
 
 __all__ = ["BRATS_FIELD_OF_VIEW", "load_mni152", "mni152_spacing", "synthesize_mni152_case"]
 
@@ -53,10 +53,8 @@ def load_mni152() -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         grey matter, white matter and brain mask in [0, 1]; the 4 × 4 voxel-to-world affine (mm, RAS); and the
         world coordinates of the centre of the brain mask's bounding box.
     """
-    try:
+    with needs_extra("anatomy"):
         from nilearn import datasets
-    except ImportError as e:  # pragma: no cover - nilearn is an install requirement
-        raise ImportError("anatomy='mni152' needs nilearn: pip install nilearn") from e
     loaders = (
         datasets.load_mni152_template,
         datasets.load_mni152_gm_template,

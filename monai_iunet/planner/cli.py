@@ -6,6 +6,7 @@ import argparse
 
 import torch
 
+from monai_iunet.errors import UserInputError
 from monai_iunet.networks.nets import IUNet
 from monai_iunet.planner.estimate import explain_memory
 from monai_iunet.planner.fit import fit_channels
@@ -17,11 +18,14 @@ __all__ = ["add_plan_parser"]
 def _run_plan(args: argparse.Namespace) -> int:
     shape = tuple(args.shape)
     if len(shape) < 3:
-        raise ValueError(f"--shape takes N C and the spatial size, e.g. 1 4 96 96 96; got {shape}.")
+        raise UserInputError(f"--shape takes N C and the spatial size, e.g. 1 4 96 96 96; got {shape}.")
     common = dict(blocks=args.blocks, block_depth=args.block_depth, memory_efficient=not args.no_memory_efficient)
     if args.action == "estimate":
-        with torch.device("meta"):
-            net = IUNet(len(shape) - 2, shape[1], args.out_channels, channels=tuple(args.channels), **common)
+        try:
+            with torch.device("meta"):
+                net = IUNet(len(shape) - 2, shape[1], args.out_channels, channels=tuple(args.channels), **common)
+        except ValueError as e:  # the network's own check of the arguments
+            raise UserInputError(str(e)) from e
         est = explain_memory(net, shape, first_step=args.first_step, device=args.device)
         print(f"IUNet channels={tuple(args.channels)}, input {shape}, device {args.device}")
         print(est)
@@ -31,7 +35,7 @@ def _run_plan(args: argparse.Namespace) -> int:
             print(f"{verdict} in {budget / GiB:.2f} GiB")
         return 0
     if args.budget is None:
-        raise ValueError("fit needs --budget, e.g. --budget 8GiB.")
+        raise UserInputError("fit needs --budget, e.g. --budget 8GiB.")
     channels = fit_channels(
         args.budget,
         shape,

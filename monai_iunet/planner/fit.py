@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
+from monai_iunet.errors import UserInputError
 from monai_iunet.networks.nets import IUNet
 from monai_iunet.networks.nets.invertible_unet import per_level_strides, split_channels
 from monai_iunet.planner.estimate import estimate_memory
@@ -73,7 +74,7 @@ def fit_channels(
     strides_per_level = [math.prod(s) for s in per_level_strides(strides, spatial_dims, levels)]
     widths = [w for w in range(2, max_width + 1) if _reachable(_channels(w, levels, growth), strides_per_level)]
     if not widths:
-        raise ValueError(
+        raise UserInputError(
             f"no width up to {max_width} gives reachable channels with levels={levels}, growth={growth}, "
             f"strides={strides}; increase max_width or change growth."
         )
@@ -97,7 +98,7 @@ def fit_channels(
         return cache[width]
 
     if estimate(widths[0]) > budget:
-        raise ValueError(
+        raise UserInputError(
             f"even the narrowest IUNet, channels={_channels(widths[0], levels, growth)}, needs about "
             f"{estimate(widths[0]) / GiB:.2f} GiB for input {tuple(input_shape)}, more than the budget of "
             f"{budget / GiB:.2f} GiB; train on smaller patches (and infer with SlidingWindowInferer) or use fewer "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from monai_iunet.errors import UserInputError
+
 __all__ = ["GiB", "MiB", "parse_bytes"]
 
 MiB = 2**20
@@ -26,8 +28,8 @@ def parse_bytes(value: int | float | str) -> int:
         match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
         unit = match.group(2).lower() if match else None
         if unit not in _UNITS:
-            raise ValueError(f"cannot read a memory size from {value!r}; write e.g. '8GiB', '8 GB' or '500MiB'.")
+            raise UserInputError(f"cannot read a memory size from {value!r}; write e.g. '8GiB', '8 GB' or '500MiB'.")
         amount = float(match.group(1)) * _UNITS[unit]
     if amount <= 0:
-        raise ValueError(f"a memory budget must be positive, got {value!r}.")
+        raise UserInputError(f"a memory budget must be positive, got {value!r}.")
     return int(amount)

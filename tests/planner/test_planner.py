@@ -158,8 +158,8 @@ def test_command_line(capsys):
     fit = ["fit", "--shape", "1", "4", "16", "16", "16", "--budget", "80MiB", "--levels", "2", "--max-width", "32"]
     assert main(fit) == 0
     assert "channels=(" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        main(["fit", "--shape", "1", "4", "16", "16", "16"])  # no budget
+    assert main(["fit", "--shape", "1", "4", "16", "16", "16"]) == 2  # no budget
+    assert capsys.readouterr().err.strip() == "monai-iunet plan: error: fit needs --budget, e.g. --budget 8GiB."
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads peak RSS from /proc")
