@@ -5,8 +5,9 @@
 - :mod:`~monai_iunet.clinical.preprocessing`: resampling onto the reference grid, N4, brain masks;
 - :mod:`~monai_iunet.clinical.inference`: the bundle's own network, inferer and postprocessing;
 - :mod:`~monai_iunet.clinical.outputs`: NIfTI, DICOM-SEG (highdicom), report, overview, atomic output folder;
-- :mod:`~monai_iunet.clinical.pipeline`: :func:`segment`, all of it;
-- :mod:`~monai_iunet.clinical.exports`: synthetic scanner exports with known motion, to test against.
+- :mod:`~monai_iunet.clinical.pipeline`: :func:`segment`, all of it.
+
+Synthetic scanner exports with known motion, to test against, are test data: :mod:`monai_iunet.data.synthetic_exports`.
 
 Example::
 
@@ -25,31 +26,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from monai_iunet.clinical.exports import make_scanner_export
     from monai_iunet.clinical.inference import BundleSegmenter
     from monai_iunet.clinical.io import ClinicalInputError, Series, check_same_study, read_series
-    from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, MODALITY_NAMES, RegistrationWarning, segment
+    from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, RegistrationWarning, segment
     from monai_iunet.clinical.registration import RegistrationResult, register_rigid
 
 _MODULES = {
-    "exports": ("make_scanner_export",),
     "inference": ("BundleSegmenter",),
     "io": ("ClinicalInputError", "Series", "check_same_study", "read_series"),
-    "pipeline": ("DEFAULT_BUNDLE", "MODALITY_NAMES", "RegistrationWarning", "segment"),
+    "pipeline": ("DEFAULT_BUNDLE", "RegistrationWarning", "segment"),
     "registration": ("RegistrationResult", "register_rigid"),
 }
 _MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "DEFAULT_BUNDLE",
-    "MODALITY_NAMES",
     "BundleSegmenter",
     "ClinicalInputError",
     "RegistrationResult",
     "RegistrationWarning",
     "Series",
     "check_same_study",
-    "make_scanner_export",
     "read_series",
     "register_rigid",
     "segment",

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 
+from monai_iunet.brats import MODALITY_ORDER, Modality
 from monai_iunet.errors import UserInputError, needs_extra
 
 __all__ = ["add_clinical_parsers"]
@@ -47,7 +48,7 @@ def _segment(args: argparse.Namespace) -> int:
 
 @needs_extra("clinical")
 def _generate_exports(args: argparse.Namespace) -> int:
-    from monai_iunet.clinical.exports import make_scanner_export
+    from monai_iunet.data.synthetic_exports import make_scanner_export
 
     if len(args.size) not in (1, 3):
         raise UserInputError("--size takes one or three values.")
@@ -74,11 +75,13 @@ def add_clinical_parsers(subparsers) -> None:
         "(DICOM-SEG, when the reference is DICOM), report.json and overview.png on the reference series' grid. "
         "The inputs must be skull-stripped, or give --brain-mask.",
     )
-    for name in ("t1", "t1ce", "t2", "flair"):
-        seg.add_argument(f"--{name}", required=True, metavar="PATH", help=f"{name.upper()} series: folder or file")
+    for name in MODALITY_ORDER:
+        seg.add_argument(f"--{name}", required=True, metavar="PATH", help=f"{name.title} series: folder or file")
     seg.add_argument("--output", required=True, metavar="DIR", help="output folder (appears only when complete)")
     seg.add_argument("--bundle", default=None, help="MONAI bundle with trained weights (default: bundles/brats_iunet)")
-    seg.add_argument("--reference", default="t1ce", choices=("t1", "t1ce", "t2", "flair"), help="reference series")
+    seg.add_argument(
+        "--reference", default=str(Modality.T1CE), choices=[str(m) for m in MODALITY_ORDER], help="reference series"
+    )
     seg.add_argument("--save-preprocessed", action="store_true", help="also write the registered modalities")
     seg.add_argument("--brain-mask", metavar="PATH", help="brain mask on the reference series' grid")
     seg.add_argument("--n4", action="store_true", help="N4 bias-field correction before registration")

@@ -15,7 +15,8 @@ import pytest
 import SimpleITK as sitk
 from clinical_data import make_bundle_with_weights
 
-from monai_iunet.clinical import make_scanner_export, read_series
+from monai_iunet.clinical import read_series
+from monai_iunet.data.synthetic_exports import make_scanner_export
 
 APP = Path(__file__).resolve().parents[2] / "apps" / "brats_iunet_seg" / "app.py"
 
@@ -85,5 +86,5 @@ def test_app_names_the_missing_series(study, tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode != 0
-    assert "no series matched ['t2', 'flair']" in result.stdout + result.stderr
+    assert "no series matched ['flair', 't2']" in result.stdout + result.stderr
     assert not (tmp_path / "output" / "segmentation.nii.gz").exists()
