@@ -13,11 +13,12 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointLoader, CheckpointSaver
+from monai.networks.utils import copy_model_state
 from monai.utils import str2bool
 from torch import nn
 
 from monai_iunet.bundle.handlers import quiet_fresh_start
-from monai_iunet.errors import InputNotFoundError
+from monai_iunet.errors import InputNotFoundError, UserInputError
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -232,16 +233,43 @@ class LatestCheckpointLoader:
             )
 
 
-def load_model_weights(network: nn.Module, model_path: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
-    """Load the state dict in ``model_path`` (``models/model.pt``) into ``network`` and return it.
+def load_model_weights(
+    network: nn.Module,
+    model_path: str | os.PathLike,
+    map_location: Any = "cpu",
+    advice: str = "train first (run train.json), or give --ckpt_dir with model.pt.",
+) -> nn.Module:
+    """Load the trained weights in ``model_path`` (``models/model.pt``) into ``network`` and return it.
 
-    Reads with ``torch.load(weights_only=True)``; a checkpoint dict with a ``"model"`` entry is accepted too.
+    Reads with ``torch.load(weights_only=True)``: a state dict, or a checkpoint dict with a ``"model"`` entry (what
+    :class:`AtomicCheckpointSaver` writes). The weights are matched to the network by
+    :func:`monai.networks.utils.copy_model_state` (which also unwraps ``DataParallel`` / ``DistributedDataParallel``)
+    and loaded only if every tensor of the network gets one and every tensor of the file is used.
+
+    Args:
+        network: the network (or its ``DataParallel`` / ``DistributedDataParallel`` wrapper).
+        model_path: the weights file.
+        map_location: where to load the tensors (``torch.load``'s ``map_location``).
+        advice: what the error about a missing file tells the user to do.
+
+    Raises:
+        InputNotFoundError: no file at ``model_path``.
+        UserInputError: the weights do not fit the network (other channels, levels or blocks).
     """
     if not os.path.isfile(model_path):
-        raise InputNotFoundError(
-            f"no trained model at {str(model_path)!r}; train first (run train.json), or give --ckpt_dir with model.pt."
-        )
+        raise InputNotFoundError(f"no trained model at {str(model_path)!r}; {advice}")
     state = torch.load(model_path, map_location=map_location, weights_only=True)
-    module = network.module if hasattr(network, "module") else network
-    module.load_state_dict(state["model"] if isinstance(state.get("model"), dict) else state)
+    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
+        state = state["model"]
+    weights, loaded, not_loaded = copy_model_state(network, state, inplace=False)
+    unused = sorted(set(state) - set(loaded))
+    if not_loaded or unused:
+        raise UserInputError(
+            f"the weights in {str(model_path)!r} do not fit the network: {len(not_loaded)} of its {len(weights)} "
+            f"tensors find none of that name and shape there ({', '.join(not_loaded[:3]) or '-'}), and "
+            f"{len(unused)} of the file's are not the network's ({', '.join(unused[:3]) or '-'}); give the network "
+            "settings the model was trained with."
+        )
+    module = network.module if isinstance(network, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else network
+    module.load_state_dict(weights)
     return network

@@ -1,8 +1,10 @@
 """The bundles shipped with the package, for users who installed the wheel and have no clone of the repository.
 
-The wheel installs each bundle folder (``configs/``, ``docs/``, ``scripts/``, ``LICENSE``) under
-``<prefix>/share/monai-iunet/bundles/<name>``; in a clone (or an editable install) they are the repository's
-``bundles/<name>``. ``monai-iunet bundle copy NAME DIR`` copies one into ``DIR``, ready for ``monai.bundle run``.
+The bundles are package data: ``monai_iunet/bundles/<name>`` (``configs/``, ``docs/``, ``scripts/``, ``LICENSE``),
+found with :func:`importlib.resources.files`. In the repository that folder is a symbolic link to the repository's
+``bundles/`` (the one copy of the files), so a clone, an editable install and the wheel find them the same way; a
+clone also finds what a run wrote there (``models/model.pt`` of README command 1). ``monai-iunet bundle copy NAME
+DIR`` copies a bundle into ``DIR``, ready for ``monai.bundle run``.
 
 Examples::
 
@@ -16,35 +18,41 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-import sysconfig
+from importlib.resources import files
 from pathlib import Path
 
 from monai_iunet.errors import InputNotFoundError, OutputExistsError
 
-__all__ = ["bundle_folders", "copy_bundle", "shipped_bundles"]
+__all__ = ["copy_bundle", "shipped_bundle", "shipped_bundles", "shipped_bundles_folder"]
 
-_SHARE = Path("share") / "monai-iunet" / "bundles"
-_GENERATED = ("models", "eval", "data", "predictions", "__pycache__")
+_GENERATED = ("models", "eval", "data", "predictions", "runs", "__pycache__")
 
 
-def bundle_folders() -> list[Path]:
-    """Where shipped bundles are looked for: the repository's ``bundles/``, then the install's data folders."""
-    candidates = [Path(__file__).resolve().parents[2] / "bundles"]
-    prefixes = [sys.prefix, sysconfig.get_path("data"), os.path.join(sysconfig.get_path("purelib"), os.pardir)]
-    for prefix in prefixes:
-        candidates.append(Path(prefix).resolve() / _SHARE)
-    return [c for c in dict.fromkeys(candidates) if c.is_dir()]
+def shipped_bundles_folder() -> Path:
+    """The folder holding the shipped bundles: the package data ``monai_iunet/bundles``."""
+    return Path(os.fspath(files("monai_iunet") / "bundles"))
 
 
 def shipped_bundles() -> dict[str, Path]:
-    """``{name: folder}`` of every bundle found (a folder with ``configs/metadata.json``); the first found wins."""
-    found: dict[str, Path] = {}
-    for folder in bundle_folders():
-        for bundle in sorted(folder.iterdir()):
-            if (bundle / "configs" / "metadata.json").is_file():
-                found.setdefault(bundle.name, bundle)
-    return found
+    """``{name: folder}`` of every shipped bundle (a folder with ``configs/metadata.json``), by name."""
+    root = shipped_bundles_folder()
+    if not root.is_dir():
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if (p / "configs" / "metadata.json").is_file()}
+
+
+def shipped_bundle(name: str) -> Path:
+    """The folder of the shipped bundle ``name``.
+
+    Raises:
+        InputNotFoundError: no shipped bundle of that name (the message lists those there are).
+    """
+    bundles = shipped_bundles()
+    if name not in bundles:
+        raise InputNotFoundError(
+            f"no bundle named {name!r}; shipped bundles: {', '.join(sorted(bundles)) or 'none found'}."
+        )
+    return bundles[name]
 
 
 def copy_bundle(name: str, destination: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -56,13 +64,9 @@ def copy_bundle(name: str, destination: str | os.PathLike, overwrite: bool = Fal
         InputNotFoundError: no shipped bundle of that name (the message lists those there are).
         OutputExistsError: ``destination`` exists and ``overwrite`` is not set.
     """
-    bundles = shipped_bundles()
-    if name not in bundles:
-        raise InputNotFoundError(
-            f"no bundle named {name!r}; shipped bundles: {', '.join(sorted(bundles)) or 'none found'}."
-        )
+    source = shipped_bundle(name)
     target = Path(destination)
     if target.exists() and not overwrite:
         raise OutputExistsError(f"{str(target)!r} exists; choose a new folder or pass --overwrite.")
-    shutil.copytree(bundles[name], target, ignore=shutil.ignore_patterns(*_GENERATED), dirs_exist_ok=overwrite)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*_GENERATED), dirs_exist_ok=overwrite)
     return target

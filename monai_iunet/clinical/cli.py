@@ -78,7 +78,11 @@ def add_clinical_parsers(subparsers) -> None:
     for name in MODALITY_ORDER:
         seg.add_argument(f"--{name}", required=True, metavar="PATH", help=f"{name.title} series: folder or file")
     seg.add_argument("--output", required=True, metavar="DIR", help="output folder (appears only when complete)")
-    seg.add_argument("--bundle", default=None, help="MONAI bundle with trained weights (default: bundles/brats_iunet)")
+    seg.add_argument(
+        "--bundle",
+        default=None,
+        help="MONAI bundle with trained weights (default: the shipped brats_iunet: monai-iunet bundle list)",
+    )
     seg.add_argument(
         "--reference", default=str(Modality.T1CE), choices=[str(m) for m in MODALITY_ORDER], help="reference series"
     )

@@ -20,6 +20,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from monai_iunet.brats import BRATS2021, MODALITY_ORDER, LabelConvention, label_convention
+from monai_iunet.bundle.checkpoints import load_model_weights
 from monai_iunet.errors import InputNotFoundError
 
 __all__ = ["BundleSegmenter"]
@@ -55,7 +56,8 @@ class BundleSegmenter:
         if not self.checkpoint.is_file():
             raise InputNotFoundError(
                 f"bundle {self.bundle}: no trained weights at {self.checkpoint}; train the bundle first (README, "
-                "command 1) or give the weights."
+                "command 1, in a clone; or `monai-iunet bundle copy brats_iunet DIR`, train it there and pass "
+                "--bundle DIR) or give the weights."
             )
         self.channels = self._channel_names()
         parser = ConfigParser()
@@ -82,10 +84,7 @@ class BundleSegmenter:
         self.preprocessing = parser.get_parsed_content("preprocessing")
         self.inferer = parser.get_parsed_content("inferer")
         self.postprocessing = parser.get_parsed_content("postprocessing")
-        state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
-        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-            state = state["model"]
-        self.network.load_state_dict(state)
+        load_model_weights(self.network, self.checkpoint, map_location=self.device)
         self.network.eval()
 
     def _channel_names(self) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from monai_iunet.brats import MODALITY_ORDER, Modality
+from monai_iunet.bundle.shipped import shipped_bundles_folder
 from monai_iunet.clinical.inference import BundleSegmenter
 from monai_iunet.clinical.io import ClinicalInputError, Series, check_same_study, read_series
 from monai_iunet.clinical.outputs import (
@@ -31,7 +32,8 @@ __all__ = ["DEFAULT_BUNDLE", "RegistrationWarning", "segment"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BUNDLE = str(Path(__file__).resolve().parents[2] / "bundles" / "brats_iunet")
+DEFAULT_BUNDLE = str(shipped_bundles_folder() / "brats_iunet")
+"""The BraTS bundle shipped with the package (in a clone: the repository's ``bundles/brats_iunet``)."""
 
 
 class RegistrationWarning(UserWarning):
