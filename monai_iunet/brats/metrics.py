@@ -11,7 +11,7 @@ from monai.metrics import compute_confusion_matrix_metric
 
 from monai_iunet.brats.labels import REGION_ORDER
 
-__all__ = ["ConfusionDetailsToMetric", "format_brats_metrics", "print_brats_metrics"]
+__all__ = ["ConfusionDetailsToMetric", "format_brats_metrics"]
 
 
 class ConfusionDetailsToMetric:
@@ -62,9 +62,3 @@ def format_brats_metrics(metrics: Mapping[str, Any], prefix: str = "val_") -> st
     rows.append(f"{'mean':<8}{cell('mean_dice'):>10}{mean_sensitivity:>14}")
     return "\n".join(rows)
 
-
-def print_brats_metrics(metrics: Mapping[str, Any], prefix: str = "val_") -> str:
-    """Print :func:`format_brats_metrics` of ``metrics`` (e.g. ``evaluator.state.metrics``) and return it."""
-    table = format_brats_metrics(metrics, prefix)
-    print(table, flush=True)
-    return table

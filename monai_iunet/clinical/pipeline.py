@@ -133,8 +133,8 @@ def segment(
         overwrite: replace results already in ``output``.
         allow_mixed_studies: go on (with a warning) when the DICOM series differ in PatientID/StudyInstanceUID.
         accept_failed_registration: go on (with a :class:`RegistrationWarning`) when a registration looks failed.
-        segmenter: an already loaded :class:`BundleSegmenter` (the Deploy app keeps one); ``bundle``/``device``
-            are then unused.
+        segmenter: an already loaded :class:`BundleSegmenter`, to segment several studies without reloading the
+            bundle (the Deploy app does not: it passes ``bundle``); ``bundle``/``device`` are then unused.
 
     Returns:
         the report (also written as ``report.json``).

@@ -13,6 +13,7 @@ Built from three pieces that all keep the forward/inverse protocol: blocks
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -311,7 +312,7 @@ class InvertibleUNet(nn.Module):
             else resampling_init,
             learnable=learnable_resampling,
         )
-        counter = iter(range(10**9))
+        counter = itertools.count()
 
         def side(level: int, start_flip: bool) -> list[nn.Module]:
             c = channels[level]
