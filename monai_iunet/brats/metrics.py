@@ -61,4 +61,3 @@ def format_brats_metrics(metrics: Mapping[str, Any], prefix: str = "val_") -> st
     )
     rows.append(f"{'mean':<8}{cell('mean_dice'):>10}{mean_sensitivity:>14}")
     return "\n".join(rows)
-

@@ -17,6 +17,7 @@ from monai.networks.utils import copy_model_state
 from monai.utils import str2bool
 from torch import nn
 
+from monai_iunet.atomic import atomic_path
 from monai_iunet.bundle.handlers import quiet_fresh_start
 from monai_iunet.errors import InputNotFoundError, UserInputError
 
@@ -46,11 +47,8 @@ def _interval_checkpoints(ckpt_dir: str | os.PathLike, prefix: str = "checkpoint
 
 
 def _write_json_atomically(path: str, record: dict) -> None:
-    partial = f"{path}.partial-{os.getpid()}"
-    with open(partial, "w") as f:
-        json.dump(record, f, indent=4)
-        f.write("\n")
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        partial.write_text(json.dumps(record, indent=4) + "\n")
 
 
 def read_model_record(model_path: str | os.PathLike) -> dict | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from monai_iunet.atomic import atomic_path
 from monai_iunet.brats import REGION_ORDER, LabelConvention, TumourPart
 from monai_iunet.clinical.io import ClinicalInputError
 
@@ -163,22 +163,21 @@ def atomic_output_dir(output: str | os.PathLike, overwrite: bool = False) -> Ite
         raise ClinicalInputError(
             f"--output {output}: already holds results ({', '.join(existing)}); pass --overwrite or another folder."
         )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the results folder is not
-    try:
+    with atomic_path(output, install=_install_results) as tmp:
+        tmp.mkdir(mode=0o755)
         yield tmp
-        if not output.exists():
-            os.replace(tmp, output)
-            return
-        for name in OUTPUT_NAMES:
-            old = output / name
-            if old.is_dir():
-                shutil.rmtree(old)
-            elif old.exists():
-                old.unlink()
-        for item in tmp.iterdir():
-            os.replace(item, output / item.name)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _install_results(tmp: Path, output: Path) -> None:
+    """Move the finished results folder ``tmp`` to ``output``, replacing earlier results there (only those)."""
+    if not output.exists():
+        os.replace(tmp, output)
+        return
+    for name in OUTPUT_NAMES:
+        old = output / name
+        if old.is_dir():
+            shutil.rmtree(old)
+        elif old.exists():
+            old.unlink()
+    for item in tmp.iterdir():
+        os.replace(item, output / item.name)
