@@ -2,9 +2,9 @@
 
 Cases are matched by case id, not by exact file name: ``<case>.nii.gz``, ``<case>_seg.nii.gz`` and the BraTS 2023
 ``<case>-seg.nii.gz`` all belong to ``<case>``, in either folder, at any depth (BraTS case folders
-``<case>/<case>_seg.nii.gz`` included; where a folder holds ``*seg`` files, its other images are modalities and are
-not label maps). Each prediction is scored on its reference's grid with :func:`~monai_iunet.brats.evaluate_labels`;
-the voxel spacing comes from the reference's header.
+``<case>/<case>_seg.nii.gz`` included: beside ``<case>_seg``, the images ``<case>_*`` / ``<case>-*`` are its
+modalities, not label maps). Each prediction is scored on its reference's grid with
+:func:`~monai_iunet.brats.evaluate_labels`; the voxel spacing comes from the reference's header.
 """
 
 from __future__ import annotations
@@ -77,13 +77,23 @@ def label_files(folder: str | os.PathLike) -> dict[str, Path]:
             by_dir.setdefault(path.parent, []).append(path)
     found: dict[str, Path] = {}
     for files in by_dir.values():
-        segs = [f for f in files if _SEG_SUFFIX.search(_NIFTI.sub("", f.name))]
-        for path in segs or files:
+        seg_cases = {case_id(f) for f in files if _SEG_SUFFIX.search(_NIFTI.sub("", f.name))}
+        for path in files:
+            if _is_modality(path, seg_cases):
+                continue
             case = case_id(path)
             if case in found:
                 raise UserInputError(f"two label files of case {case}: {found[case]} and {path}; keep one.")
             found[case] = path
     return found
+
+
+def _is_modality(path: Path, seg_cases: set[str]) -> bool:
+    """Whether ``path`` is an image of a case that has a ``*seg`` file beside it (``<case>_flair``, ``<case>-t1c``)."""
+    stem = _NIFTI.sub("", path.name)
+    return any(stem.startswith((f"{case}_", f"{case}-")) and stem != case for case in seg_cases) and (
+        not _SEG_SUFFIX.search(stem)
+    )
 
 
 def match_cases(pred_dir: str | os.PathLike, ref_dir: str | os.PathLike) -> list[tuple[str, Path, Path]]:
