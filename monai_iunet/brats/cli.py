@@ -13,13 +13,13 @@ __all__ = ["add_evaluate_parser", "run_evaluate"]
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Score ``args.pred`` against ``args.ref``, write the per-case CSV and its summary, print the table."""
-    from monai_iunet.brats.scoring import evaluate_folders, format_summary, summarize, write_csv
+    from monai_iunet.brats.scoring import SUMMARY_COLUMNS, evaluate_folders, format_summary, summarize, write_csv
 
     rows = evaluate_folders(args.pred, args.ref, args.convention, nsd_tolerance=args.nsd_tolerance)
     output = write_csv(rows, args.output)
     summary = summarize(rows)
     summary_path = output.with_name(f"{output.stem}_summary.csv")
-    write_csv(summary, summary_path, columns=list(summary[0]))
+    write_csv(summary, summary_path, columns=SUMMARY_COLUMNS)
     print(f"{len(rows) // 3} case(s), {args.convention} labels; mean ± sd (median) per region:")
     print(format_summary(summary))
     print(f"per-case metrics: {output}\nsummary: {summary_path}")
