@@ -3,7 +3,8 @@
 The BraTS bundle's validation (``train.json``, ``evaluate.json``) scores the predictions that ``inference.json``
 would write, so it uses ``inference.json``'s ``inferer`` itself rather than a copy that could drift::
 
-    "inference_config": "$monai_iunet.bundle.bundle_config(@bundle_root, 'brats_iunet', 'inference.json')",
+    "inference_config": {"_target_": "monai_iunet.bundle.bundle_config", "bundle_root": "@bundle_root",
+                         "bundle": "brats_iunet", "name": "inference.json"},
     "validate": {"inferer": {"_target_": "monai_iunet.bundle.config_component",
                              "config_file": "@inference_config", "id": "inferer"}}
 """
