@@ -30,6 +30,7 @@ __all__ = [
     "evaluate_folders",
     "format_summary",
     "label_files",
+    "load_label",
     "match_cases",
     "read_rows",
     "summarize",
@@ -115,7 +116,8 @@ def match_cases(pred_dir: str | os.PathLike, ref_dir: str | os.PathLike) -> list
     return [(case, preds[case], refs[case]) for case in sorted(refs)]
 
 
-def _load(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+def load_label(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    """A label map file's array, affine and voxel spacing (mm), as stored (no reorientation)."""
     image = nib.load(str(path))
     return np.asanyarray(image.dataobj), image.affine, tuple(float(z) for z in image.header.get_zooms()[:3])
 
@@ -143,8 +145,8 @@ def evaluate_folders(
     convention = label_convention(convention)
     rows: list[dict] = []
     for case, pred_path, ref_path in match_cases(pred_dir, ref_dir):
-        pred, pred_affine, _ = _load(pred_path)
-        ref, ref_affine, spacing = _load(ref_path)
+        pred, pred_affine, _ = load_label(pred_path)
+        ref, ref_affine, spacing = load_label(ref_path)
         if pred.shape != ref.shape or not np.allclose(pred_affine, ref_affine, atol=1e-3):
             raise UserInputError(
                 f"case {case}: the prediction {pred_path} (shape {pred.shape}) is not on the reference's grid "
