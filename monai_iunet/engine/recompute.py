@@ -181,9 +181,12 @@ class RunningStats:
         ]
 
     def restore(self) -> None:
+        """Put the snapshot back, without bumping the buffers' version counters: a recompute's graph may still be
+        alive (memcnn differentiates it after this), and batch norm's backward node saves these buffers (it reads
+        them only in eval mode, so restoring their values does not change its gradient)."""
         with torch.no_grad():
             for buffer, value in self.saved:
-                buffer.copy_(value)
+                buffer.data.copy_(value)
 
 
 def global_module_hooks_exist() -> bool:
