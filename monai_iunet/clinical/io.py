@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pydicom
 import SimpleITK as sitk
+from highdicom.spatial import sort_datasets
 
 from monai_iunet.errors import UserInputError
 
@@ -64,15 +64,19 @@ def _header(path: str) -> pydicom.Dataset | None:
 
 
 def _sort_dicom_files(files: Sequence[str], what: str) -> list[str]:
-    """Sort the files of one series along the slice normal (ImagePositionPatient · normal)."""
-    keyed = []
+    """Sort the files of one series along the slice normal (row × column direction), with highdicom."""
+    headers = []
     for f in files:
         ds = _header(str(f))
         if ds is None or "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
             raise ClinicalInputError(f"{what}: {f} is not a readable DICOM image slice (no position/orientation).")
-        iop = np.asarray(ds.ImageOrientationPatient, dtype=np.float64)
-        keyed.append((float(np.dot(np.cross(iop[:3], iop[3:]), np.asarray(ds.ImagePositionPatient, float))), str(f)))
-    return [f for _, f in sorted(keyed)]
+        headers.append(ds)
+    try:
+        # DICOM's pixel index convention (column index right, row index down) and a right-handed frame axis: the
+        # slices in ascending ImagePositionPatient · (row direction × column direction)
+        return [str(ds.filename) for ds in sort_datasets(headers, index_convention="RD")]
+    except ValueError as e:
+        raise ClinicalInputError(f"{what}: the slices cannot be stacked into a volume ({e}).") from e
 
 
 def _series_files(folder: Path, what: str, series_uids: Sequence[str]) -> list[str]:
