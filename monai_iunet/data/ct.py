@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.transforms import Affine, Compose, SpatialPad
+from monai.transforms.utils import create_rotate
 from monai.utils import optional_import
 
 iradon, _has_skimage = optional_import("skimage.transform", name="iradon")
@@ -41,19 +42,17 @@ __all__ = ["rotation_to_axis", "sample_ct_axis", "radon_slices", "fbp_slices", "
 def rotation_to_axis(axis: Sequence[float]) -> np.ndarray:
     """The rotation matrix ``R`` (3 x 3) that maps the last coordinate axis ``e_z`` onto the unit vector of ``axis``.
 
-    It is the rotation about ``e_z x axis`` (Rodrigues' formula), the identity for ``axis = e_z``.
+    It is the rotation about ``e_z x axis`` (the smallest one), ``Rz(phi) Ry(theta) Rz(-phi)`` for the axis' polar
+    angle ``theta`` and azimuth ``phi`` (MONAI's ``create_rotate``), the identity for ``axis = e_z``.
     """
     a = np.asarray(axis, dtype=np.float64)
     norm = np.linalg.norm(a)
     if a.shape != (3,) or norm == 0:
         raise ValueError(f"axis must be a non-zero 3-vector, got {axis}.")
     a = a / norm
-    ez = np.array([0.0, 0.0, 1.0])
-    v, c = np.cross(ez, a), float(ez @ a)
-    if np.isclose(c, -1.0):
-        return np.diag([1.0, -1.0, -1.0])  # half turn about e_x
-    vx = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
-    return np.eye(3) + vx + vx @ vx / (1.0 + c)
+    theta, phi = float(np.arccos(np.clip(a[2], -1.0, 1.0))), float(np.arctan2(a[1], a[0]))
+    # intrinsic x, y, z angles: Rx(0) Ry(0) Rz(phi) @ Rx(0) Ry(theta) Rz(-phi)
+    return create_rotate(3, (0.0, 0.0, phi))[:3, :3] @ create_rotate(3, (0.0, theta, -phi))[:3, :3]
 
 
 def sample_ct_axis(

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.transforms import GaussianSmooth
+from monai.transforms.utils import create_rotate
 from monai.utils import ensure_tuple_rep
 
 from monai_iunet.brats import BRATS2021, MODALITY_ORDER, Modality, TumourPart
@@ -78,15 +79,10 @@ def mni152_spacing(spatial_size: Sequence[int] | int) -> tuple[float, float, flo
 
 
 def _rotation(rng: np.random.Generator, max_degrees: float) -> np.ndarray:
+    """A random rotation ``Rx Ry Rz`` (MONAI's ``create_rotate``), each angle uniform in ``±max_degrees``."""
     angles = np.deg2rad(rng.uniform(-max_degrees, max_degrees, 3))
-    rot = np.eye(3)
-    for axis, a in enumerate(angles):
-        c, s = np.cos(a), np.sin(a)
-        i, j = [k for k in range(3) if k != axis]
-        r = np.eye(3)
-        r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
-        rot = rot @ r
-    return rot
+    angles[1] = -angles[1]  # the y angle's sign of the earlier hand-written matrices: the same brains for a seed
+    return create_rotate(3, angles)[:3, :3]
 
 
 def _world_grid(shape: tuple[int, ...], spacing: tuple[float, ...]) -> np.ndarray:

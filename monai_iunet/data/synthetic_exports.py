@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import SimpleITK as sitk
+from monai.transforms.utils import create_rotate
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
@@ -69,12 +70,12 @@ ACQUISITION_ORDER = (Modality.T1, Modality.T1CE, Modality.T2, Modality.FLAIR)
 
 
 def rotation_matrix(degrees: Sequence[float]) -> np.ndarray:
-    """The 3×3 rotation ``Rz @ Ry @ Rx`` for angles in degrees about x, y and z (SimpleITK's Euler3D order)."""
-    ax, ay, az = np.deg2rad(np.asarray(degrees, dtype=np.float64))
-    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
-    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
-    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
-    return rz @ ry @ rx
+    """The 3×3 rotation ``Rz @ Ry @ Rx`` for angles in degrees about x, y and z (SimpleITK's Euler3D order).
+
+    MONAI's ``create_rotate`` gives ``Rx @ Ry @ Rz``; ``Rz(z) Ry(y) Rx(x)`` is the transpose of
+    ``Rx(-x) Ry(-y) Rz(-z)``.
+    """
+    return create_rotate(3, -np.deg2rad(np.asarray(degrees, dtype=np.float64)))[:3, :3].T
 
 
 def _grid(size: Sequence[int], spacing: Sequence[float], direction: np.ndarray, centre: np.ndarray) -> sitk.Image:
