@@ -2,8 +2,8 @@
 
 - :class:`ValidateAtIntervalAndEnd` is MONAI's ``ValidationHandler`` that also validates after the final epoch, so
   that ``--epochs 1`` (or any ``epochs`` that is not a multiple of ``val_interval``) still saves ``models/model.pt``.
-- :class:`EpochLossLogger` logs one INFO line per epoch (mean loss, learning rate, time) and each iteration's loss
-  at DEBUG, instead of MONAI's per-iteration INFO lines.
+- :class:`EpochLossLogger` (MONAI's ``StatsHandler`` with an ignite ``Average`` of the loss) logs one INFO line per
+  epoch (mean loss, learning rate, time) and each iteration's loss at DEBUG, instead of per-iteration INFO lines.
 - :class:`ValidationLogger` logs one INFO line per validation, naming the training epoch it follows and the best
   epoch so far; the final evaluation of a trained model is reported by
   :func:`~monai_iunet.brats.summary.print_run_summary` instead.
@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
-from monai.handlers import ValidationHandler
+from ignite.metrics import Average
+from monai.handlers import StatsHandler, ValidationHandler
 
 __all__ = ["EpochLossLogger", "ValidateAtIntervalAndEnd", "ValidationLogger", "quiet_fresh_start"]
 
@@ -52,8 +53,11 @@ def _scalar(value: Any) -> float:
     return float(value.item() if isinstance(value, torch.Tensor) else value)
 
 
-class EpochLossLogger:
-    """Log each epoch's mean loss, learning rate and time at INFO, and each iteration's loss at DEBUG.
+class EpochLossLogger(StatsHandler):
+    """MONAI ``StatsHandler`` logging each epoch's mean loss (ignite ``Average``), learning rate and time at INFO, and
+    each iteration's loss at DEBUG, on the logger ``monai_iunet.train``.
+
+    The epoch's mean loss is also the engine's metric ``mean_train_loss`` (so TensorBoard handlers see it).
 
     Args:
         optimizer: the trainer's optimizer, for the learning rate (optional).
@@ -63,13 +67,24 @@ class EpochLossLogger:
     def __init__(self, optimizer: torch.optim.Optimizer | None = None, loss_key: str = "loss") -> None:
         self.optimizer = optimizer
         self.loss_key = loss_key
-        self._losses: list[float] = []
+        self.mean_loss = Average(output_transform=self._loss)
         self._start = 0.0
+        super().__init__(
+            iteration_print_logger=self._log_iteration,
+            epoch_print_logger=self._log_epoch,
+            output_transform=self._loss,
+            name=logger.name,
+            tag_name="train_loss",
+        )
+        # MONAI's get_logger made the logger INFO-only and stopped it from propagating: the bundle's logging.conf
+        # (and the caller's level) decide, as for every other logger
+        self.logger.setLevel(logging.NOTSET)
+        self.logger.propagate = True
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
+        self.mean_loss.attach(engine, "mean_train_loss")  # before the epoch line, which reads it
+        super().attach(engine)
 
     def _loss(self, output: Any) -> float:
         if isinstance(output, (list, tuple)):
@@ -77,19 +92,18 @@ class EpochLossLogger:
         return _scalar(output[self.loss_key] if isinstance(output, Mapping) else output)
 
     def _epoch_started(self, engine: Engine) -> None:
-        self._losses, self._start = [], time.perf_counter()
+        self._start = time.perf_counter()
 
-    def _iteration_completed(self, engine: Engine) -> None:
+    def _log_iteration(self, engine: Engine) -> None:
         loss = self._loss(engine.state.output)
-        self._losses.append(loss)
-        logger.debug(f"epoch {engine.state.epoch} iteration {engine.state.iteration}: train_loss {loss:.6f}")
+        self.logger.debug(f"epoch {engine.state.epoch} iteration {engine.state.iteration}: train_loss {loss:.6f}")
 
-    def _epoch_completed(self, engine: Engine) -> None:
-        mean = sum(self._losses) / max(len(self._losses), 1)
+    def _log_epoch(self, engine: Engine) -> None:
         lr = f", lr {self.optimizer.param_groups[0]['lr']:.3g}" if self.optimizer is not None else ""
-        logger.info(
-            f"epoch {engine.state.epoch}/{engine.state.max_epochs}: mean train_loss {mean:.6f} over "
-            f"{len(self._losses)} iterations{lr}, {time.perf_counter() - self._start:.1f} s"
+        self.logger.info(
+            f"epoch {engine.state.epoch}/{engine.state.max_epochs}: mean train_loss "
+            f"{engine.state.metrics['mean_train_loss']:.6f} over {self.mean_loss.num_examples} iterations{lr}, "
+            f"{time.perf_counter() - self._start:.1f} s"
         )
 
 
