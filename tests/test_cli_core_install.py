@@ -54,6 +54,7 @@ WORK = [
     ["segment", "--help"],
     ["generate-exports", "--help"],
     ["plan", "--help"],
+    ["evaluate", "--help"],
     ["run", "--help"],
     ["bundle", "list"],
     ["bundle", "copy", "brats_iunet", "brats"],
