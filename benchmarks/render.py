@@ -7,7 +7,7 @@ each measured table sits between two markers::
     (replaced by the renderer)
     <!-- /table -->
 
-and this module replaces what is between them with the table that :data:`TABLES` makes from a results file. The
+(each on a line of its own) and this module replaces what is between them with the table that :data:`TABLES` makes from a results file. The
 benchmarks call it when they have written their results; to refresh the docs from the cached results without
 measuring anything::
 
@@ -33,7 +33,9 @@ __all__ = ["TABLES", "Table", "TableMarkerError", "fill", "render_doc", "render_
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-START = re.compile(r"<!-- table: ([\w-]+) -->")
+#: the markers, each on a line of its own (so that prose can name them in backticks)
+START = re.compile(r"^<!-- table: ([\w-]+) -->$", re.MULTILINE)
+END_LINE = re.compile(r"^<!-- /table -->$", re.MULTILINE)
 END = "<!-- /table -->"
 
 
@@ -90,7 +92,7 @@ TABLES: dict[str, Table] = _tables()
 
 
 def fill(text: str, tables: dict[str, str], where: str = "the doc") -> str:
-    """``text`` with what is between each pair of markers replaced by ``tables[name]``.
+    """``text`` with what is between each pair of markers replaced by ``tables[name]`` (and a blank line each side).
 
     Args:
         text: a markdown document with ``<!-- table: NAME -->`` ... ``<!-- /table -->`` pairs.
@@ -103,9 +105,9 @@ def fill(text: str, tables: dict[str, str], where: str = "the doc") -> str:
     out, pos, seen = [], 0, set()
     while match := START.search(text, pos):
         name = match.group(1)
-        end = text.find(END, match.end())
-        nested = START.search(text, match.end(), end if end >= 0 else len(text))
-        if end < 0 or nested:
+        close = END_LINE.search(text, match.end())
+        end = close.start() if close else len(text)
+        if close is None or START.search(text, match.end(), end):
             raise TableMarkerError(f"{where}: `<!-- table: {name} -->` is not closed; add `{END}` after its table.")
         if name not in tables:
             raise TableMarkerError(
