@@ -7,9 +7,9 @@ each measured table sits between two markers::
     (replaced by the renderer)
     <!-- /table -->
 
-(each on a line of its own) and this module replaces what is between them with the table that :data:`TABLES` makes from a results file. The
-benchmarks call it when they have written their results; to refresh the docs from the cached results without
-measuring anything::
+(each on a line of its own) and this module replaces what is between them with the table that :data:`TABLES`
+makes from a results file. The benchmarks call it when they have written their results; to refresh the docs from
+the cached results without measuring anything::
 
     python -m benchmarks.render            # rewrite the tables of every doc
     python -m benchmarks.render --check    # only say which docs are out of date (exit status 1)
