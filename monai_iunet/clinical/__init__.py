@@ -1,5 +1,6 @@
 """The clinical path: unregistered MR series of a scanner export in, a segmentation on the reference scan out.
 
+- :mod:`~monai_iunet.clinical.series`: which series of a study is T1, T1ce, T2, FLAIR (tags, then descriptions);
 - :mod:`~monai_iunet.clinical.io`: reading DICOM series and image files (SimpleITK), patient/study checks;
 - :mod:`~monai_iunet.clinical.registration`: rigid mutual-information registration to the reference series;
 - :mod:`~monai_iunet.clinical.preprocessing`: resampling onto the reference grid, N4, brain masks;
@@ -23,8 +24,20 @@ from monai_iunet.clinical.inference import BundleSegmenter
 from monai_iunet.clinical.io import ClinicalInputError, Series, check_same_study, read_series
 from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, MODALITY_NAMES, RegistrationWarning, segment
 from monai_iunet.clinical.registration import RegistrationResult, register_rigid
+from monai_iunet.clinical.series import (
+    AmbiguousSeriesError,
+    SeriesIdentificationError,
+    SeriesInfo,
+    choice_table,
+    identify_series,
+)
 
 __all__ = [
+    "AmbiguousSeriesError",
+    "SeriesIdentificationError",
+    "SeriesInfo",
+    "choice_table",
+    "identify_series",
     "DEFAULT_BUNDLE",
     "MODALITY_NAMES",
     "BundleSegmenter",
