@@ -6,7 +6,10 @@
 - :mod:`~monai_iunet.clinical.preprocessing`: resampling onto the reference grid, N4, brain masks;
 - :mod:`~monai_iunet.clinical.inference`: the bundle's own network, inferer and postprocessing;
 - :mod:`~monai_iunet.clinical.outputs`: NIfTI, DICOM-SEG (highdicom), report, overview, atomic output folder;
-- :mod:`~monai_iunet.clinical.pipeline`: :func:`segment`, all of it.
+- :mod:`~monai_iunet.clinical.brain_extraction`: whether to extract the brain, deepbet, the filled mask;
+- :mod:`~monai_iunet.clinical.volumes_sr`: the volumes as a DICOM SR (TID 1500) referencing the SEG;
+- :mod:`~monai_iunet.clinical.pipeline`: :func:`segment`, all of it;
+- :mod:`~monai_iunet.clinical.study`: a study folder in: its series found, identified, segmented.
 
 Synthetic scanner exports with known motion, to test against, are test data: :mod:`monai_iunet.data.synthetic_exports`.
 
@@ -31,6 +34,7 @@ from monai_iunet.clinical.series import (
     choice_table,
     identify_series,
 )
+from monai_iunet.clinical.study import scan_study, segment_study
 
 __all__ = [
     "AmbiguousSeriesError",
@@ -38,6 +42,8 @@ __all__ = [
     "SeriesInfo",
     "choice_table",
     "identify_series",
+    "scan_study",
+    "segment_study",
     "DEFAULT_BUNDLE",
     "MODALITY_NAMES",
     "BundleSegmenter",

@@ -12,7 +12,7 @@ intracranial cavity, with thicknesses that vary smoothly:
 
 Each tissue has its own contrast on FLAIR, T1, T1ce and T2 (:data:`HEAD_TISSUE_INTENSITIES`: fat bright on T1 and
 T2, cortical bone dark everywhere, CSF and vitreous dark on T1/FLAIR and bright on T2); the brain tissues and the
-tumour take the BraTS generator's intensities (:data:`~monai_iunet.data.synthetic_brats.TISSUE_INTENSITIES`), so a
+tumour take the BraTS generator's intensities (:data:`~monai_iunet.data.synthetic_tissue.TISSUE_INTENSITIES`), so a
 network trained on that generator sees the same contrasts. Then partial-volume blur, texture, a multiplicative bias
 field per series and Rician noise (air is not zero). The truth keeps the brain mask and the tumour labels.
 
@@ -30,7 +30,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from monai_iunet.data.synthetic_brats import TISSUE_INTENSITIES, smooth_field
+from monai_iunet.data.synthetic_tissue import TISSUE_INTENSITIES, smooth_field
 
 __all__ = ["HEAD_TISSUE_INTENSITIES", "head_to_image", "mni152_brain", "synthesize_head_case"]
 
