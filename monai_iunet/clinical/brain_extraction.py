@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import SimpleITK as sitk
 from monai.utils import StrEnum, look_up_option
+from scipy import ndimage
 
 from monai_iunet.clinical.io import ClinicalInputError
 
@@ -170,11 +171,12 @@ def fill_brain_mask(mask: sitk.Image, closing_mm: float = 4.0) -> sitk.Image:
     padded = sitk.ConstantPad(mask, radius, radius, 0)
     closed = sitk.BinaryMorphologicalClosing(padded, radius, sitk.sitkBall)
     closed = sitk.Crop(closed, radius, radius)
-    filled = sitk.BinaryFillhole(closed)
-    slices = [sitk.BinaryFillhole(filled[:, :, k]) for k in range(filled.GetSize()[2])]
-    out = sitk.JoinSeries(slices)
+    filled = sitk.GetArrayFromImage(sitk.BinaryFillhole(closed)) > 0  # (z, y, x)
+    for k in range(filled.shape[0]):  # and per slice: a cavity open at the top or bottom of the volume
+        filled[k] = ndimage.binary_fill_holes(filled[k])
+    out = sitk.GetImageFromArray(filled.astype(np.uint8))
     out.CopyInformation(mask)
-    return sitk.Cast(out, sitk.sitkUInt8)
+    return out
 
 
 def tumour_outside_mask(mask: sitk.Image, whole_tumour: np.ndarray) -> float:

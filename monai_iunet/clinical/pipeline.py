@@ -9,7 +9,8 @@ import platform
 import shutil
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,15 @@ class BrainMaskWarning(UserWarning):
 
 MAX_TUMOUR_OUTSIDE_MASK = 0.01
 """Warn when more than this fraction of the predicted whole tumour lies outside the brain mask."""
+
+
+@contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    """Record the wall time (``<step>_s``) and the CPU time of this process, all threads (``<step>_cpu_s``)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    timings[f"{step}_s"] = time.perf_counter() - wall
+    timings[f"{step}_cpu_s"] = time.process_time() - cpu
 
 
 def _versions() -> dict[str, str]:
@@ -169,7 +179,7 @@ def segment(
     if reference not in MODALITY_NAMES:
         raise ClinicalInputError(f"--reference must be one of {MODALITY_NAMES}, got {reference!r}.")
     sources = {"t1": t1, "t1ce": t1ce, "t2": t2, "flair": flair}
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with atomic_output_dir(output, overwrite=overwrite) as tmp:
         series = {name: read_series(name, src, series_uids) for name, src in sources.items()}
         study_warnings = check_same_study(series, allow_mixed=allow_mixed_studies)
@@ -182,19 +192,16 @@ def segment(
         for name, why in not_written.items():
             logger.warning("%s will not be written: %s", name, why)
         segmenter = segmenter if segmenter is not None else _load_segmenter(bundle, device)
-        timings = {"read_s": time.perf_counter() - start}
+        timings = {"read_s": time.perf_counter() - start, "read_cpu_s": time.process_time() - cpu_start}
         if n4:
-            t = time.perf_counter()
-            for s in series.values():
-                s.image = n4_correct(s.image)
-            timings["n4_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        aligned, registration = _register_all(series, reference, accept_failed_registration)
-        timings["register_resample_s"] = time.perf_counter() - t
+            with _timed(timings, "n4"):
+                for s in series.values():
+                    s.image = n4_correct(s.image)
+        with _timed(timings, "register_resample"):
+            aligned, registration = _register_all(series, reference, accept_failed_registration)
         if decision.extract:
-            t = time.perf_counter()
-            mask = fill_brain_mask(deepbet_brain_mask(aligned["t1"]))
-            timings["skull_strip_s"] = time.perf_counter() - t
+            with _timed(timings, "skull_strip"):
+                mask = fill_brain_mask(deepbet_brain_mask(aligned["t1"]))
         if mask is not None:
             aligned = {name: apply_mask(image, mask) for name, image in aligned.items()}
             sitk.WriteImage(mask, str(tmp / "brain_mask.nii.gz"), useCompression=True)
@@ -202,6 +209,7 @@ def segment(
             tmp, series[reference], aligned, segmenter, save_preprocessed, Path(output).name, timings, not_written
         )
         timings["total_s"] = time.perf_counter() - start
+        timings["total_cpu_s"] = time.process_time() - cpu_start
         volumes = region_volumes_ml(label, segmenter.labels)
         report = {
             "inputs": {
@@ -297,25 +305,23 @@ def _write_results(
 ) -> sitk.Image:
     """Run the network on the aligned modalities and write the label map, DICOM-SEG, volumes SR and overview into
     ``tmp``; what cannot be written is added to ``not_written`` with the reason, and the rest is still written."""
-    t = time.perf_counter()
     prep = tmp / "preprocessed"
-    prep.mkdir()
-    files = {}
-    for name in MODALITY_NAMES:
-        files[name] = str(prep / f"{name}.nii.gz")
-        sitk.WriteImage(aligned[name], files[name])
-    label = label_image(segmenter(files), reference.image)
-    timings["inference_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    sitk.WriteImage(label, str(tmp / "segmentation.nii.gz"), useCompression=True)
-    _write_dicom_outputs(tmp, reference, label, segmenter.labels, not_written)
-    try:
-        write_overview(reference.image, label, segmenter.labels, tmp / "overview.png", title=title)
-    except Exception as e:  # a figure must not cost the results
-        not_written["overview.png"] = f"{type(e).__name__}: {e}"
-    if not save_preprocessed:
-        shutil.rmtree(prep)
-    timings["write_s"] = time.perf_counter() - t
+    with _timed(timings, "inference"):
+        prep.mkdir()
+        files = {}
+        for name in MODALITY_NAMES:
+            files[name] = str(prep / f"{name}.nii.gz")
+            sitk.WriteImage(aligned[name], files[name])
+        label = label_image(segmenter(files), reference.image)
+    with _timed(timings, "write"):
+        sitk.WriteImage(label, str(tmp / "segmentation.nii.gz"), useCompression=True)
+        _write_dicom_outputs(tmp, reference, label, segmenter.labels, not_written)
+        try:
+            write_overview(reference.image, label, segmenter.labels, tmp / "overview.png", title=title)
+        except Exception as e:  # a figure must not cost the results
+            not_written["overview.png"] = f"{type(e).__name__}: {e}"
+        if not save_preprocessed:
+            shutil.rmtree(prep)
     return label
 
 
