@@ -32,7 +32,7 @@ from scipy import ndimage
 
 from monai_iunet.data.synthetic_tissue import TISSUE_INTENSITIES, smooth_field
 
-__all__ = ["HEAD_TISSUE_INTENSITIES", "head_to_image", "mni152_brain", "synthesize_head_case"]
+__all__ = ["HEAD_TISSUE_INTENSITIES", "TISSUE_CODES", "head_to_image", "mni152_brain", "synthesize_head_case"]
 
 HEAD_TISSUE_INTENSITIES: dict[str, tuple[float, float, float, float]] = {
     # tissue:       FLAIR  T1    T1ce  T2
@@ -44,6 +44,19 @@ HEAD_TISSUE_INTENSITIES: dict[str, tuple[float, float, float, float]] = {
     "cord": (0.50, 0.75, 0.75, 0.45),
 }
 """Mean intensity of the tissues outside the brain per modality (``MODALITIES`` order: FLAIR, T1, T1ce, T2)."""
+
+TISSUE_CODES: dict[str, int] = {
+    "air": 0,
+    "brain": 1,
+    "csf": 2,
+    "bone": 3,
+    "marrow": 4,
+    "soft_tissue": 5,
+    "fat": 6,
+    "vitreous": 7,
+    "cord": 8,
+}
+"""Values of the ``tissue`` map of :func:`synthesize_head_case` (the dominant tissue of each voxel)."""
 
 _PAD_MM = {"x": (12, 12), "y": (14, 22), "z": (75, 12)}  # room for the head around the MNI brain: (low, high) side
 
@@ -167,8 +180,8 @@ def synthesize_head_case(
 
     Returns:
         ``{"image": (4, X, Y, Z) float32 in MODALITIES order, "label": (X, Y, Z) uint8 with BraTS 2018-2021 labels,
-        "brain_mask": (X, Y, Z) uint8 (the brain with the tumour, the truth of a brain extraction),
-        "affine": 4×4 RAS mm}``; arrays in RAS+ voxel order.
+        "brain_mask": (X, Y, Z) uint8 (the brain with the tumour, the truth of a brain extraction), "tissue":
+        (X, Y, Z) uint8 (:data:`TISSUE_CODES`), "affine": 4×4 RAS mm}``; arrays in RAS+ voxel order.
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     anatomy = mni152_brain(resolution_mm)
@@ -181,6 +194,11 @@ def synthesize_head_case(
     pg, pw = np.clip(gm, 0, 1), np.clip(wm, 0, 1)
     pc = np.clip(1.0 - pg - pw, 0, 1)
     image = np.zeros((4, *shape), np.float32)
+    tissue = np.zeros(shape, np.uint8)
+    for key in ("soft_tissue", "fat", "bone", "marrow", "cord", "vitreous", "csf"):
+        tissue[tissues[key]] = TISSUE_CODES[key]
+    tissue[brain] = TISSUE_CODES["brain"]
+    tissue[~tissues["head"]] = TISSUE_CODES["air"]
     for c in range(4):
         value = np.zeros(shape, np.float32)
         for key in ("soft_tissue", "fat", "bone", "marrow", "cord", "vitreous"):
@@ -199,7 +217,13 @@ def synthesize_head_case(
         channel[...] = np.hypot(real, noise_std * rng.standard_normal(shape).astype(np.float32))
         channel *= rng.uniform(500.0, 1200.0)
     mask = ndimage.binary_fill_holes(brain | (label > 0))
-    return {"image": image, "label": label, "brain_mask": mask.astype(np.uint8), "affine": anatomy["affine"]}
+    return {
+        "image": image,
+        "label": label,
+        "brain_mask": mask.astype(np.uint8),
+        "tissue": tissue,
+        "affine": anatomy["affine"],
+    }
 
 
 def head_to_image(array: np.ndarray, affine: np.ndarray) -> sitk.Image:
