@@ -54,6 +54,7 @@ def test_dicom_outputs_on_reference_grid(export, dicom_result):
         "report.json",
         "segmentation.dcm",
         "segmentation.nii.gz",
+        "volumes_sr.dcm",
     ]
     reference = read_series("t1ce", export["dicom"]["t1ce"]).image
     label = sitk.ReadImage(str(output / "segmentation.nii.gz"))
