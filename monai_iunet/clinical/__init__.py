@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from monai_iunet.clinical.inference import BundleSegmenter
 from monai_iunet.clinical.io import ClinicalInputError, Series, check_same_study, read_series
-from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, MODALITY_NAMES, RegistrationWarning, segment
+from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, RegistrationWarning, segment
 from monai_iunet.clinical.registration import RegistrationResult, register_rigid
 from monai_iunet.clinical.series import (
     AmbiguousSeriesError,
@@ -45,7 +45,6 @@ __all__ = [
     "scan_study",
     "segment_study",
     "DEFAULT_BUNDLE",
-    "MODALITY_NAMES",
     "BundleSegmenter",
     "ClinicalInputError",
     "RegistrationResult",

@@ -10,6 +10,8 @@ import json
 import logging
 import sys
 
+from monai_iunet.brats import MODALITY_ORDER, Modality
+
 __all__ = ["add_clinical_parsers"]
 
 
@@ -141,14 +143,21 @@ def add_clinical_parsers(subparsers) -> None:
         "Or give --study DIR: the series are identified in the study folder. Whole-head series are brain-extracted "
         "(deepbet; --skull-strip).",
     )
+<<<<<<< HEAD
     for name in ("t1", "t1ce", "t2", "flair"):
         seg.add_argument(
             f"--{name}", metavar="PATH", help=f"{name.upper()} series: folder or file (with --study: its SERIES_UID)"
         )
     _add_study_arguments(seg)
+=======
+    for name in MODALITY_ORDER:
+        seg.add_argument(f"--{name}", required=True, metavar="PATH", help=f"{name.title} series: folder or file")
+>>>>>>> main
     seg.add_argument("--output", required=True, metavar="DIR", help="output folder (appears only when complete)")
     seg.add_argument("--bundle", default=None, help="MONAI bundle with trained weights (default: bundles/brats_iunet)")
-    seg.add_argument("--reference", default="t1ce", choices=("t1", "t1ce", "t2", "flair"), help="reference series")
+    seg.add_argument(
+        "--reference", default=str(Modality.T1CE), choices=[str(m) for m in MODALITY_ORDER], help="reference series"
+    )
     seg.add_argument("--save-preprocessed", action="store_true", help="also write the registered modalities")
     seg.add_argument("--brain-mask", metavar="PATH", help="brain mask on the reference series' grid")
     seg.add_argument("--n4", action="store_true", help="N4 bias-field correction before registration")

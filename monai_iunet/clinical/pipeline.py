@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+<<<<<<< HEAD
 from monai_iunet.clinical.brain_extraction import (
     SkullStripDecision,
     decide_skull_strip,
@@ -23,6 +24,9 @@ from monai_iunet.clinical.brain_extraction import (
     fill_brain_mask,
     tumour_outside_mask,
 )
+=======
+from monai_iunet.brats import MODALITY_ORDER, Modality
+>>>>>>> main
 from monai_iunet.clinical.inference import BundleSegmenter
 from monai_iunet.clinical.io import ClinicalInputError, Series, check_same_study, read_series
 from monai_iunet.clinical.outputs import (
@@ -37,11 +41,14 @@ from monai_iunet.clinical.preprocessing import apply_mask, n4_correct, read_brai
 from monai_iunet.clinical.registration import register_rigid
 from monai_iunet.clinical.volumes_sr import write_volumes_sr
 
+<<<<<<< HEAD
 __all__ = ["DEFAULT_BUNDLE", "MODALITY_NAMES", "BrainMaskWarning", "RegistrationWarning", "segment"]
+=======
+__all__ = ["DEFAULT_BUNDLE", "RegistrationWarning", "segment"]
+>>>>>>> main
 
 logger = logging.getLogger(__name__)
 
-MODALITY_NAMES = ("t1", "t1ce", "t2", "flair")
 DEFAULT_BUNDLE = str(Path(__file__).resolve().parents[2] / "bundles" / "brats_iunet")
 
 
@@ -126,7 +133,7 @@ def segment(
     flair: str | os.PathLike | Sequence[str] | sitk.Image,
     output: str | os.PathLike,
     bundle: str | os.PathLike = DEFAULT_BUNDLE,
-    reference: str = "t1ce",
+    reference: Modality | str = Modality.T1CE,
     save_preprocessed: bool = False,
     brain_mask: str | os.PathLike | None = None,
     n4: bool = False,
@@ -176,10 +183,19 @@ def segment(
     Raises:
         ClinicalInputError: a bad input; the message names it. Nothing is written then.
     """
+<<<<<<< HEAD
     if reference not in MODALITY_NAMES:
         raise ClinicalInputError(f"--reference must be one of {MODALITY_NAMES}, got {reference!r}.")
     sources = {"t1": t1, "t1ce": t1ce, "t2": t2, "flair": flair}
     start, cpu_start = time.perf_counter(), time.process_time()
+=======
+    if str(reference).lower() not in MODALITY_ORDER:
+        raise ClinicalInputError(f"--reference must be one of {tuple(map(str, MODALITY_ORDER))}, got {reference!r}.")
+    reference = Modality(str(reference).lower())
+    given = {Modality.T1: t1, Modality.T1CE: t1ce, Modality.T2: t2, Modality.FLAIR: flair}
+    sources = {name: given[name] for name in MODALITY_ORDER}
+    start = time.perf_counter()
+>>>>>>> main
     with atomic_output_dir(output, overwrite=overwrite) as tmp:
         series = {name: read_series(name, src, series_uids) for name, src in sources.items()}
         study_warnings = check_same_study(series, allow_mixed=allow_mixed_studies)
@@ -224,8 +240,13 @@ def segment(
                 "direction": list(label.GetDirection()),
             },
             "bundle": str(segmenter.bundle),
+<<<<<<< HEAD
             "labels": segmenter.labels,
             "volumes_ml": volumes,
+=======
+            "labels": segmenter.labels.part_values,
+            "volumes_ml": region_volumes_ml(label, segmenter.labels),
+>>>>>>> main
             "registration": registration,
             "preprocessing": {"n4": n4, "brain_mask": str(brain_mask) if brain_mask is not None else None},
             "skull_strip": _mask_report(decision, mask, label, segmenter.labels, study_warnings),
@@ -306,6 +327,7 @@ def _write_results(
     """Run the network on the aligned modalities and write the label map, DICOM-SEG, volumes SR and overview into
     ``tmp``; what cannot be written is added to ``not_written`` with the reason, and the rest is still written."""
     prep = tmp / "preprocessed"
+<<<<<<< HEAD
     with _timed(timings, "inference"):
         prep.mkdir()
         files = {}
@@ -322,6 +344,23 @@ def _write_results(
             not_written["overview.png"] = f"{type(e).__name__}: {e}"
         if not save_preprocessed:
             shutil.rmtree(prep)
+=======
+    prep.mkdir()
+    files = {}
+    for name in MODALITY_ORDER:
+        files[name] = str(prep / f"{name}.nii.gz")
+        sitk.WriteImage(aligned[name], files[name])
+    label = label_image(segmenter(files), reference.image)
+    timings["inference_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    sitk.WriteImage(label, str(tmp / "segmentation.nii.gz"), useCompression=True)
+    if reference.is_dicom:
+        write_dicom_seg(label, segmenter.labels, reference.files, tmp / "segmentation.dcm")
+    write_overview(reference.image, label, segmenter.labels, tmp / "overview.png", title=title)
+    if not save_preprocessed:
+        shutil.rmtree(prep)
+    timings["write_s"] = time.perf_counter() - t
+>>>>>>> main
     return label
 
 
