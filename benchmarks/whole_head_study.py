@@ -26,9 +26,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from monai_iunet.brats import REGION_ORDER
+from monai_iunet.brats import BRATS2021, REGION_ORDER, LabelConvention
 from monai_iunet.clinical import AmbiguousSeriesError, BundleSegmenter, segment_study
-from monai_iunet.clinical.outputs import region_masks
 from monai_iunet.data.synthetic_study import make_head_study
 
 
@@ -41,10 +40,10 @@ def _array(path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
 
 
-def _region_dice(label: np.ndarray, truth: np.ndarray, labels: dict) -> dict[str, float]:
-    brats = {"necrosis": 1, "edema": 2, "enhancing": 4}
-    found, true = region_masks(label, labels), region_masks(truth, brats)
-    return {str(r.value).upper(): _dice(found[str(r.value).upper()], true[str(r.value).upper()]) for r in REGION_ORDER}
+def _region_dice(label: np.ndarray, truth: np.ndarray, convention: LabelConvention) -> dict[str, float]:
+    """TC/WT/ET Dice of a label map in ``convention`` against a BraTS 2018-2021 truth."""
+    found, true = convention.region_masks(label), BRATS2021.region_masks(truth)
+    return {r.name: _dice(found[r], true[r]) for r in REGION_ORDER}
 
 
 def run_study(seed: int, out: Path, segmenter: BundleSegmenter, voxel_scale: float, resolution: float) -> dict:

@@ -23,7 +23,7 @@ def _segment(args: argparse.Namespace) -> int:
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # it logs every copied DICOM module at INFO
     if args.study is not None:
         return _segment_study(args)
-    missing = [f"--{m}" for m in ("t1", "t1ce", "t2", "flair") if getattr(args, m) is None]
+    missing = [f"--{m}" for m in MODALITY_ORDER if getattr(args, m) is None]
     if missing:
         print(
             f"monai-iunet segment: error: {', '.join(missing)} missing; give all four series, or --study DIR.",
@@ -68,12 +68,11 @@ def _print_summary(output: str, report: dict) -> None:
 
 def _segment_study(args: argparse.Namespace) -> int:
     """``segment --study DIR``: identify the four series (``--t1ce SERIES_UID`` ... override), print the choice."""
-    from monai_iunet.brats import Modality
     from monai_iunet.clinical.io import ClinicalInputError
     from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE
     from monai_iunet.clinical.study import segment_study
 
-    overrides = {Modality(m): getattr(args, m) for m in ("t1", "t1ce", "t2", "flair") if getattr(args, m)}
+    overrides = {m: getattr(args, m) for m in MODALITY_ORDER if getattr(args, m)}
     try:
         report = segment_study(
             args.study,
@@ -143,16 +142,11 @@ def add_clinical_parsers(subparsers) -> None:
         "Or give --study DIR: the series are identified in the study folder. Whole-head series are brain-extracted "
         "(deepbet; --skull-strip).",
     )
-<<<<<<< HEAD
-    for name in ("t1", "t1ce", "t2", "flair"):
+    for name in MODALITY_ORDER:
         seg.add_argument(
-            f"--{name}", metavar="PATH", help=f"{name.upper()} series: folder or file (with --study: its SERIES_UID)"
+            f"--{name}", metavar="PATH", help=f"{name.title} series: folder or file (with --study: its SERIES_UID)"
         )
     _add_study_arguments(seg)
-=======
-    for name in MODALITY_ORDER:
-        seg.add_argument(f"--{name}", required=True, metavar="PATH", help=f"{name.title} series: folder or file")
->>>>>>> main
     seg.add_argument("--output", required=True, metavar="DIR", help="output folder (appears only when complete)")
     seg.add_argument("--bundle", default=None, help="MONAI bundle with trained weights (default: bundles/brats_iunet)")
     seg.add_argument(

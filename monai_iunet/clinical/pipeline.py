@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-<<<<<<< HEAD
+from monai_iunet.brats import MODALITY_ORDER, LabelConvention, Modality, Region
 from monai_iunet.clinical.brain_extraction import (
     SkullStripDecision,
     decide_skull_strip,
@@ -24,15 +24,11 @@ from monai_iunet.clinical.brain_extraction import (
     fill_brain_mask,
     tumour_outside_mask,
 )
-=======
-from monai_iunet.brats import MODALITY_ORDER, Modality
->>>>>>> main
 from monai_iunet.clinical.inference import BundleSegmenter
 from monai_iunet.clinical.io import ClinicalInputError, Series, check_same_study, read_series
 from monai_iunet.clinical.outputs import (
     atomic_output_dir,
     label_image,
-    region_masks,
     region_volumes_ml,
     write_dicom_seg,
     write_overview,
@@ -41,11 +37,7 @@ from monai_iunet.clinical.preprocessing import apply_mask, n4_correct, read_brai
 from monai_iunet.clinical.registration import register_rigid
 from monai_iunet.clinical.volumes_sr import write_volumes_sr
 
-<<<<<<< HEAD
-__all__ = ["DEFAULT_BUNDLE", "MODALITY_NAMES", "BrainMaskWarning", "RegistrationWarning", "segment"]
-=======
-__all__ = ["DEFAULT_BUNDLE", "RegistrationWarning", "segment"]
->>>>>>> main
+__all__ = ["DEFAULT_BUNDLE", "BrainMaskWarning", "RegistrationWarning", "segment"]
 
 logger = logging.getLogger(__name__)
 
@@ -183,19 +175,12 @@ def segment(
     Raises:
         ClinicalInputError: a bad input; the message names it. Nothing is written then.
     """
-<<<<<<< HEAD
-    if reference not in MODALITY_NAMES:
-        raise ClinicalInputError(f"--reference must be one of {MODALITY_NAMES}, got {reference!r}.")
-    sources = {"t1": t1, "t1ce": t1ce, "t2": t2, "flair": flair}
-    start, cpu_start = time.perf_counter(), time.process_time()
-=======
     if str(reference).lower() not in MODALITY_ORDER:
         raise ClinicalInputError(f"--reference must be one of {tuple(map(str, MODALITY_ORDER))}, got {reference!r}.")
     reference = Modality(str(reference).lower())
     given = {Modality.T1: t1, Modality.T1CE: t1ce, Modality.T2: t2, Modality.FLAIR: flair}
     sources = {name: given[name] for name in MODALITY_ORDER}
-    start = time.perf_counter()
->>>>>>> main
+    start, cpu_start = time.perf_counter(), time.process_time()
     with atomic_output_dir(output, overwrite=overwrite) as tmp:
         series = {name: read_series(name, src, series_uids) for name, src in sources.items()}
         study_warnings = check_same_study(series, allow_mixed=allow_mixed_studies)
@@ -217,7 +202,7 @@ def segment(
             aligned, registration = _register_all(series, reference, accept_failed_registration)
         if decision.extract:
             with _timed(timings, "skull_strip"):
-                mask = fill_brain_mask(deepbet_brain_mask(aligned["t1"]))
+                mask = fill_brain_mask(deepbet_brain_mask(aligned[Modality.T1]))
         if mask is not None:
             aligned = {name: apply_mask(image, mask) for name, image in aligned.items()}
             sitk.WriteImage(mask, str(tmp / "brain_mask.nii.gz"), useCompression=True)
@@ -240,13 +225,8 @@ def segment(
                 "direction": list(label.GetDirection()),
             },
             "bundle": str(segmenter.bundle),
-<<<<<<< HEAD
-            "labels": segmenter.labels,
-            "volumes_ml": volumes,
-=======
             "labels": segmenter.labels.part_values,
-            "volumes_ml": region_volumes_ml(label, segmenter.labels),
->>>>>>> main
+            "volumes_ml": volumes,
             "registration": registration,
             "preprocessing": {"n4": n4, "brain_mask": str(brain_mask) if brain_mask is not None else None},
             "skull_strip": _mask_report(decision, mask, label, segmenter.labels, study_warnings),
@@ -287,7 +267,7 @@ def _mask_report(
     decision: SkullStripDecision,
     mask: sitk.Image | None,
     label: sitk.Image,
-    labels: Mapping[str, int],
+    labels: LabelConvention,
     report_warnings: list[str],
 ) -> dict:
     """The brain-extraction decision, the mask volume, and the check of the mask against the predicted WT."""
@@ -295,7 +275,7 @@ def _mask_report(
     if mask is None:
         return out
     out["mask_ml"] = float(sitk.GetArrayViewFromImage(mask).sum()) * float(np.prod(mask.GetSpacing())) / 1000.0
-    outside = tumour_outside_mask(mask, region_masks(sitk.GetArrayViewFromImage(label), labels)["WT"])
+    outside = tumour_outside_mask(mask, labels.region_masks(sitk.GetArrayViewFromImage(label))[Region.WT])
     out["tumour_outside_mask"] = outside
     if outside > MAX_TUMOUR_OUTSIDE_MASK:
         message = (
@@ -327,11 +307,10 @@ def _write_results(
     """Run the network on the aligned modalities and write the label map, DICOM-SEG, volumes SR and overview into
     ``tmp``; what cannot be written is added to ``not_written`` with the reason, and the rest is still written."""
     prep = tmp / "preprocessed"
-<<<<<<< HEAD
     with _timed(timings, "inference"):
         prep.mkdir()
         files = {}
-        for name in MODALITY_NAMES:
+        for name in MODALITY_ORDER:
             files[name] = str(prep / f"{name}.nii.gz")
             sitk.WriteImage(aligned[name], files[name])
         label = label_image(segmenter(files), reference.image)
@@ -344,28 +323,11 @@ def _write_results(
             not_written["overview.png"] = f"{type(e).__name__}: {e}"
         if not save_preprocessed:
             shutil.rmtree(prep)
-=======
-    prep.mkdir()
-    files = {}
-    for name in MODALITY_ORDER:
-        files[name] = str(prep / f"{name}.nii.gz")
-        sitk.WriteImage(aligned[name], files[name])
-    label = label_image(segmenter(files), reference.image)
-    timings["inference_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    sitk.WriteImage(label, str(tmp / "segmentation.nii.gz"), useCompression=True)
-    if reference.is_dicom:
-        write_dicom_seg(label, segmenter.labels, reference.files, tmp / "segmentation.dcm")
-    write_overview(reference.image, label, segmenter.labels, tmp / "overview.png", title=title)
-    if not save_preprocessed:
-        shutil.rmtree(prep)
-    timings["write_s"] = time.perf_counter() - t
->>>>>>> main
     return label
 
 
 def _write_dicom_outputs(
-    tmp: Path, reference: Series, label: sitk.Image, labels: Mapping[str, int], not_written: dict[str, str]
+    tmp: Path, reference: Series, label: sitk.Image, labels: LabelConvention, not_written: dict[str, str]
 ) -> None:
     """Write the DICOM-SEG and the volumes SR unless known not to be writable; failures are reported, not raised."""
     if "segmentation.dcm" in not_written:

@@ -43,7 +43,7 @@ HEAD_TISSUE_INTENSITIES: dict[str, tuple[float, float, float, float]] = {
     "vitreous": (0.10, 0.20, 0.20, 1.00),
     "cord": (0.50, 0.75, 0.75, 0.45),
 }
-"""Mean intensity of the tissues outside the brain per modality (``MODALITIES`` order: FLAIR, T1, T1ce, T2)."""
+"""Mean intensity of the tissues outside the brain per modality (``MODALITY_ORDER``: FLAIR, T1, T1ce, T2)."""
 
 TISSUE_CODES: dict[str, int] = {
     "air": 0,
@@ -179,7 +179,7 @@ def synthesize_head_case(
         bias_strength: standard deviation of the log of each series' multiplicative bias field.
 
     Returns:
-        ``{"image": (4, X, Y, Z) float32 in MODALITIES order, "label": (X, Y, Z) uint8 with BraTS 2018-2021 labels,
+        ``{"image": (4, X, Y, Z) float32 in MODALITY_ORDER, "label": (X, Y, Z) uint8 with BraTS 2018-2021 labels,
         "brain_mask": (X, Y, Z) uint8 (the brain with the tumour, the truth of a brain extraction), "tissue":
         (X, Y, Z) uint8 (:data:`TISSUE_CODES`), "affine": 4×4 RAS mm}``; arrays in RAS+ voxel order.
     """

@@ -28,7 +28,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
-from monai_iunet.data.synthetic_brats import MODALITIES
+from monai_iunet.brats import MODALITY_ORDER, Modality
 from monai_iunet.data.synthetic_exports import rotation_matrix, write_dicom_series
 from monai_iunet.data.synthetic_head import head_to_image, synthesize_head_case
 
@@ -45,45 +45,55 @@ _TFE = {"ScanningSequence": "GR", "MRAcquisitionType": "3D", "EchoTime": 3.7, "R
 VENDOR_PROTOCOLS: dict[str, dict] = {
     "SIEMENS": {
         "localizer": ("localizer", {**_LOC, "ImageType": ["ORIGINAL", "PRIMARY", "M", "NORM"]}),
-        "t1": ("t1_mprage_sag_p2_iso", {**_T1_3D, "EchoTime": 2.98, "RepetitionTime": 2300, "InversionTime": 900}),
+        Modality.T1: (
+            "t1_mprage_sag_p2_iso",
+            {**_T1_3D, "EchoTime": 2.98, "RepetitionTime": 2300, "InversionTime": 900},
+        ),
         "dwi": ("ep2d_diff_3scan_trace_p2", {**_EPI, "EchoTime": 89, "RepetitionTime": 6000}),
         "adc": ("ep2d_diff_3scan_trace_p2_ADC", {**_EPI, "EchoTime": 89, "RepetitionTime": 6000}),
-        "t1ce": ("T1 MPRAGE POST GD", {**_T1_3D, "EchoTime": 2.98, "RepetitionTime": 2300, "InversionTime": 900}),
-        "t2": ("t2_tse_tra", {**_SE_2D, "EchoTime": 98, "RepetitionTime": 5000}),
-        "flair": ("t2_tirm_tra_dark-fluid", {**_IR_2D, "EchoTime": 81, "RepetitionTime": 9000, "InversionTime": 2500}),
+        Modality.T1CE: (
+            "T1 MPRAGE POST GD",
+            {**_T1_3D, "EchoTime": 2.98, "RepetitionTime": 2300, "InversionTime": 900},
+        ),
+        Modality.T2: ("t2_tse_tra", {**_SE_2D, "EchoTime": 98, "RepetitionTime": 5000}),
+        Modality.FLAIR: (
+            "t2_tirm_tra_dark-fluid",
+            {**_IR_2D, "EchoTime": 81, "RepetitionTime": 9000, "InversionTime": 2500},
+        ),
         "agent": "Gadovist",
-        "order": ("localizer", "t1", "t2", "flair", "dwi", "adc", "t1ce"),
+        "order": ("localizer", Modality.T1, Modality.T2, Modality.FLAIR, "dwi", "adc", Modality.T1CE),
     },
     "GE MEDICAL SYSTEMS": {
         "localizer": ("3-Plane Loc", {**_LOC, "ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]}),
-        "t1": ("Sag 3D T1 BRAVO", {**_T1_3D, "EchoTime": 3.2, "RepetitionTime": 8.2, "InversionTime": 450}),
+        Modality.T1: ("Sag 3D T1 BRAVO", {**_T1_3D, "EchoTime": 3.2, "RepetitionTime": 8.2, "InversionTime": 450}),
         "dwi": ("Ax DWI", {**_EPI, "EchoTime": 78, "RepetitionTime": 7000}),
         "adc": ("Apparent Diffusion Coefficient (mm2/s)", {**_EPI, "EchoTime": 78, "RepetitionTime": 7000}),
-        "t1ce": ("3D T1 +C", {**_T1_3D, "EchoTime": 3.2, "RepetitionTime": 8.2, "InversionTime": 450}),
-        "t2": ("AX T2 FSE", {**_SE_2D, "EchoTime": 102, "RepetitionTime": 6000}),
-        "flair": ("AX FLAIR", {**_IR_2D, "EchoTime": 120, "RepetitionTime": 9000, "InversionTime": 2250}),
+        Modality.T1CE: ("3D T1 +C", {**_T1_3D, "EchoTime": 3.2, "RepetitionTime": 8.2, "InversionTime": 450}),
+        Modality.T2: ("AX T2 FSE", {**_SE_2D, "EchoTime": 102, "RepetitionTime": 6000}),
+        Modality.FLAIR: ("AX FLAIR", {**_IR_2D, "EchoTime": 120, "RepetitionTime": 9000, "InversionTime": 2250}),
         "agent": "MULTIHANCE",
-        "order": ("localizer", "t1", "dwi", "adc", "t1ce", "t2", "flair"),  # T2 and FLAIR after contrast
+        # T2 and FLAIR after contrast
+        "order": ("localizer", Modality.T1, "dwi", "adc", Modality.T1CE, Modality.T2, Modality.FLAIR),
     },
     "Philips": {
         "localizer": ("Survey", {**_LOC, "ImageType": ["ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE"]}),
-        "t1": ("T1W_3D_TFE", _TFE),
+        Modality.T1: ("T1W_3D_TFE", _TFE),
         "dwi": ("DWI_SENSE", {**_EPI, "EchoTime": 85, "RepetitionTime": 5200}),
         "adc": ("dADC", {**_EPI, "EchoTime": 85, "RepetitionTime": 5200}),
-        "t1ce": ("T1W_3D_TFE_GD", _TFE),
-        "t2": ("T2W_TSE", {**_SE_2D, "EchoTime": 100, "RepetitionTime": 3000}),
-        "flair": ("FLAIR_longTR", {**_IR_2D, "EchoTime": 125, "RepetitionTime": 11000, "InversionTime": 2800}),
+        Modality.T1CE: ("T1W_3D_TFE_GD", _TFE),
+        Modality.T2: ("T2W_TSE", {**_SE_2D, "EchoTime": 100, "RepetitionTime": 3000}),
+        Modality.FLAIR: ("FLAIR_longTR", {**_IR_2D, "EchoTime": 125, "RepetitionTime": 11000, "InversionTime": 2800}),
         "agent": "Gadovist",
-        "order": ("localizer", "t2", "flair", "dwi", "adc", "t1", "t1ce"),
+        "order": ("localizer", Modality.T2, Modality.FLAIR, "dwi", "adc", Modality.T1, Modality.T1CE),
     },
-}  # fmt: skip
+}
 """Per manufacturer: SeriesDescription and acquisition tags of each series, the contrast agent, the series order."""
 
 _GRIDS = {  # field of view (mm) and voxel size (mm) of each series before ``voxel_scale``; direction; tilt (degrees)
-    "t1ce": ((230.0, 230.0, 180.0), (0.9, 0.9, 1.2), None, (3.0, 0.0, 0.0)),
-    "t1": ((240.0, 240.0, 176.0), (1.0, 1.0, 1.0), _SAG, (0.0, 0.0, 0.0)),
-    "t2": ((230.0, 230.0, 150.0), (0.9, 0.9, 3.0), None, (0.0, 0.0, 0.0)),
-    "flair": ((230.0, 230.0, 150.0), (1.0, 1.0, 4.0), None, (10.0, 0.0, 0.0)),
+    Modality.T1CE: ((230.0, 230.0, 180.0), (0.9, 0.9, 1.2), None, (3.0, 0.0, 0.0)),
+    Modality.T1: ((240.0, 240.0, 176.0), (1.0, 1.0, 1.0), _SAG, (0.0, 0.0, 0.0)),
+    Modality.T2: ((230.0, 230.0, 150.0), (0.9, 0.9, 3.0), None, (0.0, 0.0, 0.0)),
+    Modality.FLAIR: ((230.0, 230.0, 150.0), (1.0, 1.0, 4.0), None, (10.0, 0.0, 0.0)),
     "dwi": ((230.0, 230.0, 150.0), (1.8, 1.8, 5.0), None, (0.0, 0.0, 0.0)),
 }
 
@@ -181,7 +191,7 @@ def make_head_study(
     root = Path(output_dir)
     rng = np.random.default_rng([seed, 11])
     case = synthesize_head_case(resolution_mm, seed=np.random.default_rng([seed, 1]))
-    head = {m: head_to_image(case["image"][i], case["affine"]) for i, m in enumerate(MODALITIES)}
+    head = {m: head_to_image(case["image"][i], case["affine"]) for i, m in enumerate(MODALITY_ORDER)}
     centre = np.array([0.0, 10.0, 5.0])  # LPS mm: the middle of the brain, roughly
     study = {
         "PatientID": patient_id or f"HEAD-{seed:04d}",
@@ -192,19 +202,19 @@ def make_head_study(
     }
     order = list(protocol["order"]) + (["t1ce_2"] if extra_t1ce else [])
     result: dict = {"dicom": {}, "nifti": {}, "truth": {}, "series": {}, "motion": {}, "manufacturer": manufacturer}
-    reference = _series_grid("t1ce", voxel_scale, centre)
+    reference = _series_grid(Modality.T1CE, voxel_scale, centre)
     after_contrast = False
     for number, key in enumerate(order, start=1):
-        after_contrast |= key.startswith("t1ce")
-        angles = np.zeros(3) if key == "t1ce" else rng.uniform(-1, 1, 3) * motion_degrees
-        shift = np.zeros(3) if key == "t1ce" else rng.uniform(-1, 1, 3) * motion_mm
+        after_contrast |= key in (Modality.T1CE, "t1ce_2")
+        angles = np.zeros(3) if key == Modality.T1CE else rng.uniform(-1, 1, 3) * motion_degrees
+        shift = np.zeros(3) if key == Modality.T1CE else rng.uniform(-1, 1, 3) * motion_mm
         motion = sitk.Euler3DTransform(centre.tolist(), *np.deg2rad(angles).tolist(), shift.tolist())
         result["motion"][key] = {"angles_deg": angles.tolist(), "translation_mm": shift.tolist()}
-        description, tags = protocol.get(key, (None, None)) if key != "t1ce_2" else protocol["t1ce"]
+        description, tags = protocol.get(key, (None, None)) if key != "t1ce_2" else protocol[Modality.T1CE]
         if key == "t1ce_2":
             description = description + " repeat"
         tags = {**tags, "Manufacturer": manufacturer, "SeriesInstanceUID": generate_uid()}
-        if after_contrast and key not in ("t1",):
+        if after_contrast and key != Modality.T1:
             tags["ContrastBolusAgent"] = protocol["agent"]
         if not frame_of_reference:
             tags["FrameOfReferenceUID"] = None
@@ -220,13 +230,14 @@ def _acquire(key, head, reference, centre, motion, scale) -> list[tuple[sitk.Ima
     """The images of one series on its grid, each with the tags of its instances (b-value, ImageType)."""
     inverse = motion.GetInverse()
     if key == "localizer":
-        return [(image, {}) for image in _localizer(head["t1"], centre, inverse, scale)]
-    modality = "t1ce" if key.startswith("t1ce") else key
-    if modality in MODALITIES:
-        grid = reference if key == "t1ce" else _series_grid(modality, scale, centre)
+        return [(image, {}) for image in _localizer(head[Modality.T1], centre, inverse, scale)]
+    modality = Modality.T1CE if key == "t1ce_2" else key
+    if modality in MODALITY_ORDER:
+        grid = reference if key == Modality.T1CE else _series_grid(modality, scale, centre)
         image = sitk.Resample(head[modality], grid, inverse, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         return [(image, {"ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]})]
-    t2 = sitk.Resample(head["t2"], _series_grid("dwi", scale, centre), inverse, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    dwi_grid = _series_grid("dwi", scale, centre)
+    t2 = sitk.Resample(head[Modality.T2], dwi_grid, inverse, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     adc = _adc_map(t2)
     if key == "adc":
         return [(adc * 1e6, {"ImageType": ["DERIVED", "PRIMARY", "DIFFUSION", "ADC"]})]
@@ -265,9 +276,9 @@ def _write_truth(root, case, head, reference, study, result) -> None:
     seg = sitk.Resample(head_to_image(case["label"], case["affine"]), reference, sitk.Transform(),
                         sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)  # fmt: skip
     files = {"brain_mask": mask, "seg": seg}
-    for m in MODALITIES:
+    for m in MODALITY_ORDER:
         aligned = sitk.Resample(head[m], reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-        if m == "t1ce":
+        if m == Modality.T1CE:
             files["head_t1ce"] = aligned
         files[m] = sitk.Mask(aligned, mask)
     for name, image in files.items():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from monai_iunet.data.synthetic_brats import MODALITIES
+from monai_iunet.brats import MODALITY_ORDER
 from monai_iunet.data.synthetic_head import TISSUE_CODES, head_to_image, synthesize_head_case
 
 
@@ -16,7 +16,7 @@ def head():
 
 
 def _mean(case, modality: str, tissue: str) -> float:
-    return float(case["image"][MODALITIES.index(modality)][case["tissue"] == TISSUE_CODES[tissue]].mean())
+    return float(case["image"][MODALITY_ORDER.index(modality)][case["tissue"] == TISSUE_CODES[tissue]].mean())
 
 
 def test_head_holds_every_tissue_and_the_truth_keeps_the_brain(head):
@@ -35,7 +35,7 @@ def test_head_holds_every_tissue_and_the_truth_keeps_the_brain(head):
 
 
 def test_each_modality_has_the_contrast_of_its_tissues(head):
-    for m in MODALITIES:  # cortical bone dark everywhere
+    for m in MODALITY_ORDER:  # cortical bone dark everywhere
         assert _mean(head, m, "bone") < 0.3 * _mean(head, m, "brain")
     for m in ("t1", "t2"):  # fat bright on T1 and T2
         assert _mean(head, m, "fat") > _mean(head, m, "brain")
