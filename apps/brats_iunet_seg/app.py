@@ -17,7 +17,7 @@ Run locally::
     python apps/brats_iunet_seg/app.py -i DICOM_DIR -o OUT
 
 The bundle (with trained ``models/model.pt``) is ``bundles/brats_iunet`` unless ``MONAI_IUNET_BUNDLE`` names
-another; ``MONAI_IUNET_DEVICE`` may set ``cpu`` or ``cuda``. The inputs must be skull-stripped.
+another; ``MONAI_IUNET_DEVICE`` may set ``cpu`` or ``cuda``. Whole-head series are brain-extracted (deepbet).
 """
 
 from __future__ import annotations
