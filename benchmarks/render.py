@@ -62,7 +62,7 @@ class Table:
 
 def _tables() -> dict[str, Table]:
     from . import _compare_tables as ct
-    from . import brats_comparison, ct_comparison, gpu_check
+    from . import brats_comparison, brats_seeds, ct_comparison, gpu_check
 
     compare, fit = "compare_cpu.json", "fit_cpu.json"
     bench, brats, ct_doc = "docs/benchmarks.md", "docs/brats_comparison.md", "docs/ct_postprocessing.md"
@@ -82,6 +82,7 @@ def _tables() -> dict[str, Table]:
         ),
         "brats-results": Table(brats, "brats_comparison_cpu.json", brats_comparison.results_table, run_brats),
         "brats-cost": Table(brats, "brats_comparison_cpu.json", brats_comparison.cost_table, run_brats),
+        "brats-seeds": Table(brats, "brats_seeds_cpu.json", brats_seeds.table, "python -m benchmarks.brats_seeds"),
         "ct-results": Table(ct_doc, "ct_postprocessing_cpu.json", ct_comparison.results_table, run_ct),
         "ct-training": Table(ct_doc, "ct_postprocessing_cpu.json", ct_comparison.training_table, run_ct),
     }
