@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
+from monai_iunet.brats import BRATS2021, MODALITY_ORDER, REGION_ORDER
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "brats_comparison_cpu.json"
 DOC = ROOT / "docs" / "brats_comparison.md"
 FIGURE = ROOT / "docs" / "brats_comparison.png"
 ANATOMY_FIGURE = ROOT / "docs" / "synthetic_mni152.png"
-REGIONS = ("TC", "WT", "ET")  # channel order of ConvertToMultiChannelBasedOnBratsClassesd
+REGIONS = tuple(region.name for region in REGION_ORDER)  # TC, WT, ET: the networks' channel order
 PAPER_TABLE2 = {
     # Dice ET, WT, TC; sensitivity ET, WT, TC (BraTS 2018 validation set, 66 cases)
     "U-Net": (0.770, 0.901, 0.828, 0.776, 0.914, 0.813),
@@ -71,8 +73,9 @@ def anatomy_figure(path: Path = ANATOMY_FIGURE, seed: int = 0) -> Path:
     from monai_iunet.data.synthetic_anatomy import synthesize_mni152_case
 
     image, label = synthesize_mni152_case((240, 240, 155), seed=seed)
-    centre = np.argwhere(label == 1).mean(0) if (label == 1).any() else np.array(label.shape) / 2
-    names = ("FLAIR", "T1", "T1ce", "T2")
+    core = label == BRATS2021.necrosis
+    centre = np.argwhere(core).mean(0) if core.any() else np.array(label.shape) / 2
+    names = tuple(m.title for m in MODALITY_ORDER)
     fig, axes = plt.subplots(3, 5, figsize=(15, 9.6), facecolor="black")
     for row, view in enumerate(("axial", "coronal", "sagittal")):
         for col in range(5):

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from monai_iunet.brats import BRATS2021, Region
+
 from .brats_comparison import _datalist, _train, _transforms
 from .paper_configs import build_paper_model
 
@@ -34,6 +36,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "brats_seeds_cpu.json"
 DOC = ROOT / "docs" / "brats_comparison.md"
 BEGIN, END = "<!-- brats-seeds:begin -->", "<!-- brats-seeds:end -->"
 TABLE_METRICS = ("dice", "hd95", "lesionwise_dice")
+TABLE_REGIONS = (Region.ET, Region.TC, Region.WT)  # the order of the BraTS papers' tables
 
 
 def _evaluate(net, val_cached, fixed, crop: int, overlap: float) -> list[dict]:
@@ -48,7 +51,7 @@ def _evaluate(net, val_cached, fixed, crop: int, overlap: float) -> list[dict]:
 
     inferer = SlidingWindowInferer(roi_size=(crop,) * 3, sw_batch_size=4, overlap=overlap)
     invert = Invertd("pred", transform=fixed, orig_keys="image", nearest_interp=False)
-    to_labels = ConvertBratsChannelsToLabels(label_convention="brats2021")
+    to_labels = ConvertBratsChannelsToLabels(label_convention=BRATS2021)
     net.eval()
     rows: list[dict] = []
     with torch.no_grad():
@@ -58,7 +61,7 @@ def _evaluate(net, val_cached, fixed, crop: int, overlap: float) -> list[dict]:
             label_map = np.asarray(to_labels(torch.as_tensor(pred) > 0.5))[0]
             path = item["label"].meta["filename_or_obj"]
             ref, _, spacing = load_label(path)
-            rows += evaluate_labels(label_map, ref, "brats2021", spacing, case_name(path))
+            rows += evaluate_labels(label_map, ref, BRATS2021, spacing, case_name(path))
     return rows
 
 
@@ -66,7 +69,7 @@ def _means(rows: list[dict]) -> dict[str, float]:
     return {
         f"{m}_{r}": float(np.mean([x[m] for x in rows if x["region"] == r]))
         for m in ("dice", "sensitivity", "hd95", "nsd", "lesionwise_dice", "lesionwise_hd95")
-        for r in ("et", "tc", "wt")
+        for r in TABLE_REGIONS
     }
 
 
@@ -118,7 +121,7 @@ def table(results: dict) -> str:
     models: dict[str, list[dict]] = {}
     for r in results["runs"].values():
         models.setdefault(r["model"], []).append(r)
-    cols = [(m, g) for m in TABLE_METRICS for g in ("et", "tc", "wt")]
+    cols = [(m, g) for m in TABLE_METRICS for g in TABLE_REGIONS]
     lines = ["| model | seeds | " + " | ".join(f"{m} {g.upper()}" for m, g in cols) + " |"]
     lines.append("|---|---:|" + "---:|" * len(cols))
     stats = {}
