@@ -10,16 +10,24 @@ import json
 import logging
 import sys
 
+from monai_iunet.clinical.pacs_cli import add_cohort_parser, add_dicomweb_arguments
+
 __all__ = ["add_clinical_parsers"]
 
 
 def _segment(args: argparse.Namespace) -> int:
     from monai_iunet.clinical.io import ClinicalInputError
+    from monai_iunet.clinical.pacs_cli import segment_dicomweb
     from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, segment
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # it logs every copied DICOM module at INFO
     try:
+        if args.dicomweb:
+            return segment_dicomweb(args)
+        missing = [f"--{m}" for m in ("t1", "t1ce", "t2", "flair") if not getattr(args, m)]
+        if missing:
+            raise ClinicalInputError(f"give {', '.join(missing)} (the series), or --dicomweb URL --study-uid UID.")
         report = segment(
             t1=args.t1,
             t1ce=args.t1ce,
@@ -74,7 +82,9 @@ def add_clinical_parsers(subparsers) -> None:
         "The inputs must be skull-stripped, or give --brain-mask.",
     )
     for name in ("t1", "t1ce", "t2", "flair"):
-        seg.add_argument(f"--{name}", required=True, metavar="PATH", help=f"{name.upper()} series: folder or file")
+        seg.add_argument(
+            f"--{name}", metavar="PATH", help=f"{name.upper()} series: folder or file (--dicomweb: its UID)"
+        )
     seg.add_argument("--output", required=True, metavar="DIR", help="output folder (appears only when complete)")
     seg.add_argument("--bundle", default=None, help="MONAI bundle with trained weights (default: bundles/brats_iunet)")
     seg.add_argument("--reference", default="t1ce", choices=("t1", "t1ce", "t2", "flair"), help="reference series")
@@ -88,6 +98,7 @@ def add_clinical_parsers(subparsers) -> None:
     seg.add_argument(
         "--accept-failed-registration", action="store_true", help="go on (with a warning) when a registration fails"
     )
+    add_dicomweb_arguments(seg)
     seg.set_defaults(func=_segment)
 
     gen = subparsers.add_parser(
@@ -104,3 +115,5 @@ def add_clinical_parsers(subparsers) -> None:
     gen.add_argument("--formats", nargs="+", choices=("dicom", "nifti"), default=["dicom", "nifti"])
     gen.add_argument("--patient-id", default="SYNTH-0001", help="PatientID of the series")
     gen.set_defaults(func=_generate_exports)
+
+    add_cohort_parser(subparsers)
