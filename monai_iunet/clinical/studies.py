@@ -108,6 +108,13 @@ class FolderStudy:
     def __repr__(self) -> str:
         return f"study folder {self.folder}"
 
+    @property
+    def meta(self) -> dict[str, str]:
+        """PatientID, StudyDate, StudyTime and StudyInstanceUID of the study (from its first header)."""
+        first = next(iter(self._headers.values()), {})
+        keys = ("PatientID", "StudyDate", "StudyTime", "StudyInstanceUID")
+        return {k: str(first.get(k, "")) for k in keys}
+
     def series_infos(self) -> list[SeriesInfo]:
         if not self._files:
             raise ClinicalInputError(f"{self}: holds no DICOM image series.")
@@ -193,6 +200,7 @@ def segment_study(
     store: bool = False,
     overwrite: bool = False,
     overrides: Mapping[Modality, str] | None = None,
+    overwrite_output: bool | None = None,
     **segment_options,
 ) -> dict:
     """Identify the four series of a study, segment them and, with ``store``, store the SEG and SR back (STOW-RS).
@@ -203,6 +211,8 @@ def segment_study(
         store: store the DICOM-SEG and the volumes SR into the study (a :class:`PacsStudy` only).
         overwrite: replace results in ``output`` and store a new version when the study already holds results.
         overrides: a SeriesInstanceUID per modality, taken as given.
+        overwrite_output: replace results in ``output`` (default: ``overwrite``); a cohort redoes an interrupted
+            study with it.
         segment_options: passed to :func:`~monai_iunet.clinical.segment` (``bundle``, ``device``, ``segmenter``...).
 
     Returns:
@@ -227,7 +237,8 @@ def segment_study(
         t = time.perf_counter()
         files = {m.value: source.files(info, Path(tmp) / m.value) for m, info in chosen.items()}
         fetch_s = time.perf_counter() - t
-        report = segment(**files, output=output, overwrite=overwrite, **segment_options)
+        replace = overwrite if overwrite_output is None else overwrite_output
+        report = segment(**files, output=output, overwrite=replace, **segment_options)
     report["timings"]["fetch_s"] = fetch_s
     report["study"] = {
         "source": repr(source),
