@@ -79,7 +79,7 @@ def make_study(root: Path, spec: CohortStudySpec, size: int = 48, time_point: in
     The tumour of a patient's later time points differs (another seed of the same patient), so that the volumes
     change from study to study.
     """
-    from monai_iunet.clinical import make_scanner_export
+    from monai_iunet.data.synthetic_exports import make_scanner_export
 
     work = root / f".{spec.key}.export"
     export = make_scanner_export(

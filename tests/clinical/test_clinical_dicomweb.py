@@ -12,9 +12,10 @@ from clinical_data import make_bundle_with_weights
 from orthanc_server import orthanc  # noqa: F401 - the fixture
 
 from monai_iunet.cli import main
-from monai_iunet.clinical import ClinicalInputError, make_scanner_export
+from monai_iunet.clinical import ClinicalInputError
 from monai_iunet.clinical.dicomweb import TOKEN_ENV, DICOMwebError, DICOMwebStudy, auth_headers, connect, find_studies
 from monai_iunet.clinical.studies import ExistingResultError, PacsStudy, earlier_results, segment_study
+from monai_iunet.data.synthetic_exports import make_scanner_export
 
 
 def upload(server, folders) -> None:

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The tests' install, after scripts/install.sh (CI, .ci/run): what the tests need beyond the user install.
+# Add a line here for anything a test needs; keep it out of scripts/install.sh (the user install).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+python -m pip install -q -e ".[test,clinical]"
+# A real PACS for tests/clinical (tests/clinical/orthanc_server.py): Orthanc and its DICOMweb plugin, from Debian.
+# The tests start their own server on free loopback ports; the Debian service is not wanted, so it is stopped and
+# disabled if the package started it. Where apt is absent, the PACS tests skip and say why.
+if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -q
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q orthanc orthanc-dicomweb
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet orthanc 2>/dev/null; then
+        $SUDO systemctl disable --now orthanc || true
+    elif command -v service >/dev/null 2>&1; then
+        $SUDO service orthanc stop >/dev/null 2>&1 || true
+    fi
+fi
