@@ -5,7 +5,11 @@
 - :mod:`~monai_iunet.clinical.preprocessing`: resampling onto the reference grid, N4, brain masks;
 - :mod:`~monai_iunet.clinical.inference`: the bundle's own network, inferer and postprocessing;
 - :mod:`~monai_iunet.clinical.outputs`: NIfTI, DICOM-SEG (highdicom), report, overview, atomic output folder;
-- :mod:`~monai_iunet.clinical.pipeline`: :func:`segment`, all of it.
+- :mod:`~monai_iunet.clinical.pipeline`: :func:`segment`, all of it;
+- :mod:`~monai_iunet.clinical.dicomweb`: a PACS over DICOMweb (QIDO-RS, WADO-RS, STOW-RS; ``dicomweb-client``);
+- :mod:`~monai_iunet.clinical.study_sources`: a study on a PACS or in a folder, segmented, results stored back;
+- :mod:`~monai_iunet.clinical.cohort`: whole cohorts, resumable, into ``cohort.csv``
+  (:mod:`~monai_iunet.clinical.cohort_table`).
 
 Synthetic scanner exports with known motion, to test against, are test data: :mod:`monai_iunet.data.synthetic_exports`.
 

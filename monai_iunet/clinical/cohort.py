@@ -35,7 +35,7 @@ from monai_iunet.clinical.cohort_table import read_rows, row_from_report, write_
 from monai_iunet.clinical.dicomweb import DICOMwebStudy, find_studies, parse_query
 from monai_iunet.clinical.io import ClinicalInputError
 from monai_iunet.clinical.series import AmbiguousSeriesError
-from monai_iunet.clinical.studies import ExistingResultError, FolderStudy, PacsStudy, segment_study
+from monai_iunet.clinical.study_sources import ExistingResultError, FolderStudy, PacsStudy, segment_study_source
 
 __all__ = ["CohortStudy", "run_cohort", "studies_from_args"]
 
@@ -139,7 +139,7 @@ def _run_one(entry: CohortStudy, output: Path, store: bool, overwrite: bool, seg
             warnings.simplefilter("always")
             source = entry.open()
             meta = {**getattr(source, "meta", {}), **meta}
-            report = segment_study(
+            report = segment_study_source(
                 source, output / entry.key, store=store, overwrite=overwrite, overwrite_output=True, **segment_options
             )
         report.setdefault("warnings", []).extend(str(w.message) for w in caught)

@@ -57,7 +57,7 @@ def _brain_ml(output: Path, report: Mapping) -> float | str:
 
 
 def row_from_report(study: str, meta: Mapping[str, str], report: Mapping, output: Path, time_s: float) -> dict:
-    """The row of a segmented study, from :func:`~monai_iunet.clinical.studies.segment_study`'s report."""
+    """The row of a segmented study, from :func:`~monai_iunet.clinical.study_sources.segment_study_source`'s report."""
     registration = report.get("registration", {})
     dice = [m["foreground_dice"] for m in registration.values() if m.get("foreground_dice") is not None]
     failed = [name for name, m in registration.items() if m.get("failed")]

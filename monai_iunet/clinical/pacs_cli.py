@@ -53,12 +53,12 @@ def segment_dicomweb(args: argparse.Namespace) -> int:
     from monai_iunet.clinical.dicomweb import DICOMwebStudy
     from monai_iunet.clinical.io import ClinicalInputError
     from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE
-    from monai_iunet.clinical.studies import PacsStudy, segment_study
+    from monai_iunet.clinical.study_sources import PacsStudy, segment_study_source
 
     if not args.study_uid:
         raise ClinicalInputError("--dicomweb needs --study-uid UID (the study to segment).")
     source = PacsStudy(DICOMwebStudy(_connect(args), args.study_uid))
-    report = segment_study(
+    report = segment_study_source(
         source,
         args.output,
         store=args.store,

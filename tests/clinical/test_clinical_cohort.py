@@ -21,7 +21,7 @@ from monai_iunet.cli import main
 from monai_iunet.clinical.cohort import _read_uids
 from monai_iunet.clinical.dicomweb import DICOMwebStudy, connect
 from monai_iunet.clinical.io import ClinicalInputError
-from monai_iunet.clinical.studies import earlier_results
+from monai_iunet.clinical.study_sources import earlier_results
 
 PLAN = (
     CohortStudySpec("A_2", "PAT-A", "20230601", seed=1),

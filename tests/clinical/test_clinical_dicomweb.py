@@ -14,7 +14,7 @@ from orthanc_server import orthanc  # noqa: F401 - the fixture
 from monai_iunet.cli import main
 from monai_iunet.clinical import ClinicalInputError
 from monai_iunet.clinical.dicomweb import TOKEN_ENV, DICOMwebError, DICOMwebStudy, auth_headers, connect, find_studies
-from monai_iunet.clinical.studies import ExistingResultError, PacsStudy, earlier_results, segment_study
+from monai_iunet.clinical.study_sources import ExistingResultError, PacsStudy, earlier_results, segment_study_source
 from monai_iunet.data.synthetic_exports import make_scanner_export
 
 
@@ -112,7 +112,7 @@ def test_store_needs_a_pacs_and_ambiguity_fetches_nothing(orthanc, study, auth_f
     client = connect(orthanc.dicomweb_url, auth_file=auth_file)
     source = PacsStudy(DICOMwebStudy(client, study["study"]["StudyInstanceUID"]))
     with pytest.raises(ExistingResultError):
-        segment_study(source, tmp_path / "out", store=True, bundle=bundle)
+        segment_study_source(source, tmp_path / "out", store=True, bundle=bundle)
     with pytest.raises(ClinicalInputError, match="no such series"):
-        segment_study(source, tmp_path / "out", overrides={"t1ce": "1.2.3.4"}, bundle=bundle)
+        segment_study_source(source, tmp_path / "out", overrides={"t1ce": "1.2.3.4"}, bundle=bundle)
     assert not (tmp_path / "out").exists()

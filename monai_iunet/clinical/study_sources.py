@@ -4,7 +4,7 @@ the DICOM-SEG and volumes SR stored back into the same study.
 - :class:`PacsStudy` and :class:`FolderStudy` are the two study sources. Both list their series as
   :class:`~monai_iunet.clinical.series.SeriesInfo` (a PACS from one instance's metadata per series, no pixels) and
   hand out the files of a series (a PACS fetches only the four chosen ones, by WADO-RS).
-- :func:`segment_study` identifies the series (:func:`~monai_iunet.clinical.series.identify_series`), runs
+- :func:`segment_study_source` identifies the series (:func:`~monai_iunet.clinical.series.identify_series`), runs
   :func:`~monai_iunet.clinical.pipeline.segment`, and with ``store`` sends the results back by STOW-RS.
 
 Results of this tool already in the study are found before anything is computed: storing again needs
@@ -39,7 +39,7 @@ __all__ = [
     "FolderStudy",
     "PacsStudy",
     "earlier_results",
-    "segment_study",
+    "segment_study_source",
 ]
 
 logger = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ def _store(pacs: DICOMwebStudy, output: Path, version: int, earlier: list[dict])
     return {"version": version, "instances": stored, "files": [p.name for p in (seg, *reports)], "kept": kept}
 
 
-def segment_study(
+def segment_study_source(
     source: PacsStudy | FolderStudy,
     output: str | os.PathLike,
     store: bool = False,
