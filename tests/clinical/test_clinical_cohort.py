@@ -94,6 +94,14 @@ def test_cohort_on_pacs_stores_results_and_lists_failures(pacs, bundle, tmp_path
     assert main(argv) == 1
     assert "0 run now, 5 done before" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/study.json")} == stamps
+    # a CSV of StudyInstanceUIDs instead of a query (the two studies that fail fast: nothing to segment)
+    uids = tmp_path / "uids.csv"
+    failing = [r["study_uid"] for r in rows.values() if r["status"] != "ok"]
+    uids.write_text("StudyInstanceUID\n" + "\n".join(failing) + "\n")
+    argv[argv.index("--query") : argv.index("--query") + 2] = ["--uids", str(uids)]
+    argv[argv.index("--output") + 1] = str(tmp_path / "by_uid")
+    assert main(argv) == 1
+    assert sorted(r["status"] for r in _rows(tmp_path / "by_uid").values()) == ["ambiguous", "failed"]
 
 
 def test_uid_lists(tmp_path):
