@@ -43,6 +43,7 @@ DEFAULT_MODELS = ("iunet16", "iunet32", "unet", "segresnet", "iunet_equal_memory
 
 def _datalist(data_dir: Path, num_train: int, num_val: int, size, seed: int) -> tuple[list, list]:
     """Generate (once) ``num_train + num_val`` MNI152 cases into ``data_dir``; return the two datalists."""
+    from monai_iunet.brats import BRATS2021_LAYOUT
     from monai_iunet.data import generate_synthetic_brats
     from monai_iunet.data.synthetic_anatomy import mni152_spacing
 
@@ -57,8 +58,8 @@ def _datalist(data_dir: Path, num_train: int, num_val: int, size, seed: int) -> 
         cases = sorted(data_dir.glob("SynthBraTS_*"))
     items = [
         {
-            "image": [str(c / f"{c.name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")],
-            "label": str(c / f"{c.name}_seg.nii.gz"),
+            "image": [str(c / f"{stem}.nii.gz") for stem in BRATS2021_LAYOUT.file_stems(c.name)],
+            "label": str(c / f"{BRATS2021_LAYOUT.label_stem(c.name)}.nii.gz"),
         }
         for c in cases[:total]
     ]

@@ -44,6 +44,8 @@ def _generate_brats(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``monai-iunet``: one subparser per subcommand, each with its ``func``."""
+    from monai_iunet.brats.layouts import BRATS2021_LAYOUT, LAYOUTS
+
     parser = argparse.ArgumentParser(prog="monai-iunet", description="Invertible U-Nets (iUNets) for MONAI.")
     subparsers = parser.add_subparsers(dest="command", required=True)
 
@@ -68,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     brats.add_argument("--prefix", default="SynthBraTS", help="case-name prefix (default: SynthBraTS)")
     brats.add_argument(
         "--layout",
-        choices=("brats2021", "brats2023", "msd"),
-        default="brats2021",
+        choices=tuple(LAYOUTS),
+        default=BRATS2021_LAYOUT.name,
         help="folder layout: BraTS 2018-2021, BraTS 2023 or Decathlon Task01 (default: brats2021)",
     )
     brats.add_argument(

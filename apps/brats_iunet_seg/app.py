@@ -30,17 +30,22 @@ from monai.deploy.core import Application, Fragment, Operator, OperatorSpec
 from monai.deploy.operators.dicom_data_loader_operator import DICOMDataLoaderOperator
 from monai.deploy.operators.dicom_series_selector_operator import DICOMSeriesSelectorOperator
 
+from monai_iunet.brats import Modality
+
 __all__ = ["SELECTION_RULES", "BratsIUNetSegApp", "BratsIUNetSegmentOperator"]
 
 SELECTION_RULES = {
     "selections": [
-        {"name": "t1ce", "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)(post|contrast|gd|t1c|\\+c)"}},
         {
-            "name": "t1",
+            "name": Modality.T1CE.value,
+            "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)(post|contrast|gd|t1c|\\+c)"},
+        },
+        {
+            "name": Modality.T1.value,
             "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)^t1w?( pre[- ]?contrast| native)?$"},
         },
-        {"name": "t2", "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)^t2w?$"}},
-        {"name": "flair", "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)flair"}},
+        {"name": Modality.T2.value, "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)^t2w?$"}},
+        {"name": Modality.FLAIR.value, "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)flair"}},
     ]
 }
 """Which series is which modality: rules of :class:`DICOMSeriesSelectorOperator` on SeriesDescription."""
@@ -71,13 +76,14 @@ class BratsIUNetSegmentOperator(Operator):
         spec.input(self.input_name)
 
     def compute(self, op_input, op_output, context):
-        from monai_iunet.clinical import MODALITY_NAMES, segment
+        from monai_iunet.brats import MODALITY_ORDER
+        from monai_iunet.clinical import segment
 
         studies = op_input.receive(self.input_name) or []
         if not studies:
             raise ValueError("no DICOM study with MR series found in the input folder.")
         chosen = {s.selection_name: s.series for s in studies[0].selected_series}
-        missing = [m for m in MODALITY_NAMES if m not in chosen]
+        missing = [str(m) for m in MODALITY_ORDER if m not in chosen]
         if missing:
             found = [s.series.SeriesDescription for s in studies[0].selected_series]
             raise ValueError(
@@ -85,10 +91,10 @@ class BratsIUNetSegmentOperator(Operator):
                 "SELECTION_RULES."
             )
         files = {m: [sop.get_native_sop_instance().filename for sop in chosen[m].get_sop_instances()] for m in chosen}
-        for m in MODALITY_NAMES:
+        for m in MODALITY_ORDER:
             self._logger.info(f"{m}: series {chosen[m].SeriesInstanceUID} ({chosen[m].SeriesDescription!r})")
         report = segment(
-            **{m: files[m] for m in MODALITY_NAMES},
+            **{str(m): files[m] for m in MODALITY_ORDER},
             output=self.output_folder,
             bundle=self.bundle,
             device=self.device,

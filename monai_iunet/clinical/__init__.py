@@ -25,12 +25,11 @@ from __future__ import annotations
 
 from monai_iunet.clinical.inference import BundleSegmenter
 from monai_iunet.clinical.io import ClinicalInputError, Series, check_same_study, read_series
-from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, MODALITY_NAMES, RegistrationWarning, segment
+from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, RegistrationWarning, segment
 from monai_iunet.clinical.registration import RegistrationResult, register_rigid
 
 __all__ = [
     "DEFAULT_BUNDLE",
-    "MODALITY_NAMES",
     "BundleSegmenter",
     "ClinicalInputError",
     "RegistrationResult",

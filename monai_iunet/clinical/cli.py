@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 
+from monai_iunet.brats import MODALITY_ORDER, Modality
 from monai_iunet.clinical.pacs_cli import add_cohort_parser, add_dicomweb_arguments
 
 __all__ = ["add_clinical_parsers"]
@@ -25,7 +26,7 @@ def _segment(args: argparse.Namespace) -> int:
     try:
         if args.dicomweb:
             return segment_dicomweb(args)
-        missing = [f"--{m}" for m in ("t1", "t1ce", "t2", "flair") if not getattr(args, m)]
+        missing = [f"--{m}" for m in MODALITY_ORDER if not getattr(args, m.value)]
         if missing:
             raise ClinicalInputError(f"give {', '.join(missing)} (the series), or --dicomweb URL --study-uid UID.")
         report = segment(
@@ -81,13 +82,13 @@ def add_clinical_parsers(subparsers) -> None:
         "(DICOM-SEG, when the reference is DICOM), report.json and overview.png on the reference series' grid. "
         "The inputs must be skull-stripped, or give --brain-mask.",
     )
-    for name in ("t1", "t1ce", "t2", "flair"):
-        seg.add_argument(
-            f"--{name}", metavar="PATH", help=f"{name.upper()} series: folder or file (--dicomweb: its UID)"
-        )
+    for name in MODALITY_ORDER:
+        seg.add_argument(f"--{name}", metavar="PATH", help=f"{name.title} series: folder or file (--dicomweb: its UID)")
     seg.add_argument("--output", required=True, metavar="DIR", help="output folder (appears only when complete)")
     seg.add_argument("--bundle", default=None, help="MONAI bundle with trained weights (default: bundles/brats_iunet)")
-    seg.add_argument("--reference", default="t1ce", choices=("t1", "t1ce", "t2", "flair"), help="reference series")
+    seg.add_argument(
+        "--reference", default=str(Modality.T1CE), choices=[str(m) for m in MODALITY_ORDER], help="reference series"
+    )
     seg.add_argument("--save-preprocessed", action="store_true", help="also write the registered modalities")
     seg.add_argument("--brain-mask", metavar="PATH", help="brain mask on the reference series' grid")
     seg.add_argument("--n4", action="store_true", help="N4 bias-field correction before registration")

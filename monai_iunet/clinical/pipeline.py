@@ -14,6 +14,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
+from monai_iunet.brats import MODALITY_ORDER, Modality
 from monai_iunet.clinical.inference import BundleSegmenter
 from monai_iunet.clinical.io import ClinicalInputError, Series, check_same_study, read_series
 from monai_iunet.clinical.outputs import (
@@ -26,11 +27,10 @@ from monai_iunet.clinical.outputs import (
 from monai_iunet.clinical.preprocessing import apply_mask, n4_correct, read_brain_mask, resample_to_reference
 from monai_iunet.clinical.registration import register_rigid
 
-__all__ = ["DEFAULT_BUNDLE", "MODALITY_NAMES", "RegistrationWarning", "segment"]
+__all__ = ["DEFAULT_BUNDLE", "RegistrationWarning", "segment"]
 
 logger = logging.getLogger(__name__)
 
-MODALITY_NAMES = ("t1", "t1ce", "t2", "flair")
 DEFAULT_BUNDLE = str(Path(__file__).resolve().parents[2] / "bundles" / "brats_iunet")
 
 
@@ -98,7 +98,7 @@ def segment(
     flair: str | os.PathLike | Sequence[str] | sitk.Image,
     output: str | os.PathLike,
     bundle: str | os.PathLike = DEFAULT_BUNDLE,
-    reference: str = "t1ce",
+    reference: Modality | str = Modality.T1CE,
     save_preprocessed: bool = False,
     brain_mask: str | os.PathLike | None = None,
     n4: bool = False,
@@ -140,9 +140,11 @@ def segment(
     Raises:
         ClinicalInputError: a bad input; the message names it. Nothing is written then.
     """
-    if reference not in MODALITY_NAMES:
-        raise ClinicalInputError(f"--reference must be one of {MODALITY_NAMES}, got {reference!r}.")
-    sources = {"t1": t1, "t1ce": t1ce, "t2": t2, "flair": flair}
+    if str(reference).lower() not in MODALITY_ORDER:
+        raise ClinicalInputError(f"--reference must be one of {tuple(map(str, MODALITY_ORDER))}, got {reference!r}.")
+    reference = Modality(str(reference).lower())
+    given = {Modality.T1: t1, Modality.T1CE: t1ce, Modality.T2: t2, Modality.FLAIR: flair}
+    sources = {name: given[name] for name in MODALITY_ORDER}
     start = time.perf_counter()
     with atomic_output_dir(output, overwrite=overwrite) as tmp:
         series = {name: read_series(name, src, series_uids) for name, src in sources.items()}
@@ -179,7 +181,7 @@ def segment(
                 "direction": list(label.GetDirection()),
             },
             "bundle": str(segmenter.bundle),
-            "labels": segmenter.labels,
+            "labels": segmenter.labels.part_values,
             "volumes_ml": region_volumes_ml(label, segmenter.labels),
             "registration": registration,
             "preprocessing": {"n4": n4, "brain_mask": str(brain_mask) if brain_mask is not None else None},
@@ -212,7 +214,7 @@ def _write_results(
     prep = tmp / "preprocessed"
     prep.mkdir()
     files = {}
-    for name in MODALITY_NAMES:
+    for name in MODALITY_ORDER:
         files[name] = str(prep / f"{name}.nii.gz")
         sitk.WriteImage(aligned[name], files[name])
     label = label_image(segmenter(files), reference.image)

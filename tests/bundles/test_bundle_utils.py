@@ -9,6 +9,7 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
+from monai_iunet.brats.cases import select_cases
 from monai_iunet.brats.metrics import format_brats_metrics
 from monai_iunet.bundle import (
     AtomicCheckpointSaver,
@@ -17,7 +18,6 @@ from monai_iunet.bundle import (
     check_no_predictions,
     latest_checkpoint,
     report_broken_cases,
-    select_cases,
 )
 from monai_iunet.data import BrokenCaseError, build_datalist
 from monai_iunet.data.embedded_dataset import ensure_dataset

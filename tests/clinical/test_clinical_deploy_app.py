@@ -86,5 +86,5 @@ def test_app_names_the_missing_series(study, tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode != 0
-    assert "no series matched ['t2', 'flair']" in result.stdout + result.stderr
+    assert "no series matched ['flair', 't2']" in result.stdout + result.stderr
     assert not (tmp_path / "output" / "segmentation.nii.gz").exists()
