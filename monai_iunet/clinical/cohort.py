@@ -220,7 +220,8 @@ def run_cohort(
     Returns:
         counts by status, wall time, mean time per segmented study and the path of ``cohort.csv``.
     """
-    from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, _load_segmenter
+    from monai_iunet.clinical.inference import BundleSegmenter
+    from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -232,7 +233,10 @@ def run_cohort(
     todo = [e for e in entries if e.key not in finished]
     _remove_leftovers(output, keys)
     start = time.perf_counter()
-    segmenter = _load_segmenter(bundle or DEFAULT_BUNDLE, device) if todo else None
+    try:
+        segmenter = BundleSegmenter(bundle or DEFAULT_BUNDLE, device=device) if todo else None
+    except FileNotFoundError as e:
+        raise ClinicalInputError(f"--bundle: {e}") from None
     with logging_redirect_tqdm(), tqdm(total=len(todo), unit="study", disable=not progress, dynamic_ncols=True) as bar:
         for entry in todo:
             bar.set_description(entry.key[-24:])
