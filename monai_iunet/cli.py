@@ -4,6 +4,7 @@ Subcommands:
 
 - ``generate-brats OUT``: write a synthetic BraTS-like dataset (BraTS 2018–2021 folder layout) into ``OUT``.
 - ``run ...``: run a bundle, with the arguments of ``python -m monai.bundle run`` (:mod:`monai_iunet.bundle.run`).
+- ``evaluate --pred DIR --ref DIR --convention C``: score predicted BraTS label maps (:mod:`monai_iunet.brats.cli`).
 - ``segment ...`` / ``generate-exports OUT``: scanner series to a segmentation, synthetic scanner exports
   (:mod:`monai_iunet.clinical`).
 
@@ -86,7 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_parser(subparsers)
     _add_bundle_parser(subparsers)
     _add_clinical_parsers(subparsers)
+    _add_evaluate_parser(subparsers)
     return parser
+
+
+def _add_evaluate_parser(subparsers) -> None:
+    """``evaluate``: score predicted BraTS label maps against references (:mod:`monai_iunet.brats.cli`)."""
+    from monai_iunet.brats.cli import add_evaluate_parser
+
+    add_evaluate_parser(subparsers)
 
 
 def _add_clinical_parsers(subparsers) -> None:

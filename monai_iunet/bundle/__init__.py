@@ -12,6 +12,8 @@
 - :mod:`~monai_iunet.bundle.inference`: inference case by case (out-of-memory cases reported, the others predicted)
   and a NIfTI writer for predictions already on their input's grid.
 - :mod:`~monai_iunet.bundle.shipped`: the bundles installed with the package (``monai-iunet bundle copy``).
+- :func:`config_component`, :func:`bundle_config`: a component of another config of the bundle (the validation
+  uses inference's ``inferer``).
 
 The BraTS-only helpers (label conventions of datalists, per-region metric tables, run summaries, the cases to
 infer) are in :mod:`monai_iunet.brats`; the embedded synthetic dataset in :mod:`monai_iunet.data.embedded_dataset`.
@@ -25,6 +27,7 @@ from monai_iunet.bundle.checkpoints import (
     latest_checkpoint,
     load_model_weights,
 )
+from monai_iunet.bundle.components import bundle_config, config_component
 from monai_iunet.bundle.handlers import EpochLossLogger, ValidateAtIntervalAndEnd, ValidationLogger, quiet_fresh_start
 from monai_iunet.bundle.inference import NiftiWriterOnOwnGrid, infer_case_by_case
 from monai_iunet.bundle.predictions import (
@@ -41,9 +44,11 @@ __all__ = [
     "NiftiWriterOnOwnGrid",
     "ValidateAtIntervalAndEnd",
     "ValidationLogger",
+    "bundle_config",
     "case_name_formatter",
     "check_no_predictions",
     "check_writable",
+    "config_component",
     "infer_case_by_case",
     "latest_checkpoint",
     "load_model_weights",
