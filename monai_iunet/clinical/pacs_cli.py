@@ -48,6 +48,11 @@ def _overrides(args: argparse.Namespace) -> dict:
     return {m: getattr(args, m.value) for m in Modality if getattr(args, m.value, None)}
 
 
+def _skull_strip(args: argparse.Namespace) -> dict:
+    """``skull_strip`` for :func:`~monai_iunet.clinical.segment` when ``--skull-strip`` was given (else its default)."""
+    return {"skull_strip": args.skull_strip} if getattr(args, "skull_strip", None) else {}
+
+
 def segment_dicomweb(args: argparse.Namespace) -> int:
     """``segment --dicomweb``: segment one PACS study, optionally storing the results back. Exit status 0."""
     from monai_iunet.clinical.dicomweb import DICOMwebStudy
@@ -69,6 +74,7 @@ def segment_dicomweb(args: argparse.Namespace) -> int:
         device=args.device,
         n4=args.n4,
         accept_failed_registration=args.accept_failed_registration,
+        **_skull_strip(args),
     )
     volumes = ", ".join(f"{k} {v:.1f} mL" for k, v in report["volumes_ml"].items())
     stored = f"; stored version {report['pacs']['version']} into the study" if "pacs" in report else ""
@@ -96,6 +102,7 @@ def _cohort(args: argparse.Namespace) -> int:
         bundle=args.bundle or DEFAULT_BUNDLE,
         device=args.device,
         n4=args.n4,
+        **_skull_strip(args),
     )
     return 0 if summary["failed"] == 0 else 1
 
@@ -126,5 +133,11 @@ def add_cohort_parser(subparsers) -> None:
     cohort.add_argument("--bundle", default=None, help="MONAI bundle with trained weights (default: brats_iunet)")
     cohort.add_argument("--device", default=None, help="cpu or cuda (default: the bundle's choice)")
     cohort.add_argument("--n4", action="store_true", help="N4 bias-field correction before registration")
+    cohort.add_argument(
+        "--skull-strip",
+        default=None,
+        choices=("auto", "deepbet", "none"),
+        help="brain extraction, as for segment (default: segment's, auto)",
+    )
     _add_connection_arguments(cohort)
     cohort.set_defaults(func=_cohort)

@@ -88,6 +88,9 @@ def test_segment_and_store_round_trip(orthanc, study, auth_file, bundle, tmp_pat
     stored = client.retrieve_series(uid, found[0]["SeriesInstanceUID"])
     assert [ds.SOPInstanceUID for ds in stored] == [local.SOPInstanceUID]
     assert local.ReferencedSeriesSequence[0].SeriesInstanceUID == report["study"]["series"]["t1ce"]["uid"]
+    # everything written as DICOM (the SEG, and the volumes SR where written) is stored, with the version
+    written = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in (tmp_path / "first").glob("*.dcm")}
+    assert set(report["pacs"]["instances"]) == written and local.SOPInstanceUID in written
     # Orthanc's own listing of the study shows it (REST, to inspect the server the way its users see it)
     series = [orthanc.rest(f"/series/{s}") for s in _study_series(orthanc, uid)]
     assert "SEG" in {s["MainDicomTags"]["Modality"] for s in series}
