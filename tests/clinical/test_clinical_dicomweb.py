@@ -82,18 +82,21 @@ def test_segment_and_store_round_trip(orthanc, study, auth_file, bundle, tmp_pat
     assert report["pacs"]["version"] == 1
     # the SEG is in the study, found back by QIDO-RS, and it is the one written locally
     pacs = DICOMwebStudy(client, uid)
-    found = earlier_results(pacs)
-    assert [(r["Modality"], r["version"], r["SeriesNumber"]) for r in found] == [("SEG", 1, "300")]
+    found = {r["Modality"]: r for r in earlier_results(pacs)}
+    assert (found["SEG"]["version"], found["SEG"]["SeriesNumber"]) == (1, "300")
     local = hd.seg.segread(str(tmp_path / "first" / "segmentation.dcm"))
-    stored = client.retrieve_series(uid, found[0]["SeriesInstanceUID"])
+    stored = client.retrieve_series(uid, found["SEG"]["SeriesInstanceUID"])
     assert [ds.SOPInstanceUID for ds in stored] == [local.SOPInstanceUID]
     assert local.ReferencedSeriesSequence[0].SeriesInstanceUID == report["study"]["series"]["t1ce"]["uid"]
-    # everything written as DICOM (the SEG, and the volumes SR where written) is stored, with the version
-    written = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in (tmp_path / "first").glob("*.dcm")}
-    assert set(report["pacs"]["instances"]) == written and local.SOPInstanceUID in written
-    # Orthanc's own listing of the study shows it (REST, to inspect the server the way its users see it)
+    # everything written as DICOM (the SEG, and the volumes SR where the pipeline writes one) is stored, versioned
+    written = {ds.Modality: ds for ds in map(pydicom.dcmread, sorted((tmp_path / "first").glob("*.dcm")))}
+    assert set(report["pacs"]["instances"]) == {ds.SOPInstanceUID for ds in written.values()}
+    assert set(found) == set(written) and written["SEG"].SeriesDescription.startswith("iUNet tumour segmentation v1")
+    if "SR" in written:
+        assert (found["SR"]["version"], found["SR"]["SeriesNumber"]) == (1, "301")
+    # Orthanc's own listing of the study shows them (REST, to inspect the server the way its users see it)
     series = [orthanc.rest(f"/series/{s}") for s in _study_series(orthanc, uid)]
-    assert "SEG" in {s["MainDicomTags"]["Modality"] for s in series}
+    assert set(written) <= {s["MainDicomTags"]["Modality"] for s in series}
     # a second run says so before computing anything, and --overwrite stores version 2
     capsys.readouterr()
     assert main([*argv, "--output", str(tmp_path / "second")]) == 2
@@ -101,7 +104,11 @@ def test_segment_and_store_round_trip(orthanc, study, auth_file, bundle, tmp_pat
     assert "already holds results of monai-iunet" in err and "--overwrite" in err
     assert not (tmp_path / "second").exists()
     assert main([*argv, "--output", str(tmp_path / "second"), "--overwrite"]) == 0
-    versions = sorted((r["version"], r["SeriesNumber"], r["SeriesDescription"]) for r in earlier_results(pacs))
+    versions = sorted(
+        (r["version"], r["SeriesNumber"], r["SeriesDescription"])
+        for r in earlier_results(pacs)
+        if r["Modality"] == "SEG"
+    )
     assert [v[:2] for v in versions] == [(1, "300"), (2, "310")]
     assert versions[1][2].startswith("iUNet tumour segmentation v2")
 
