@@ -65,7 +65,7 @@ PLAN: tuple[CohortStudySpec, ...] = (
 
 
 def _rewrite(folder: Path, **changes) -> None:
-    for path in sorted(folder.iterdir()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         ds = pydicom.dcmread(str(path))
         for key, value in changes.items():
             setattr(ds, key, value)
