@@ -31,6 +31,7 @@ from monai_iunet.clinical.dicomweb import DICOMwebStudy
 from monai_iunet.clinical.io import ClinicalInputError
 from monai_iunet.clinical.pipeline import segment
 from monai_iunet.clinical.series import SeriesInfo, choice_table, identify_series
+from monai_iunet.clinical.study import scan_study
 
 __all__ = [
     "SEG_DESCRIPTION",
@@ -83,24 +84,13 @@ class PacsStudy:
 
 
 class FolderStudy:
-    """A study folder as scanners export it (DICOM files in any sub-folders), as a source of series."""
+    """A study folder as scanners export it (DICOM files in any sub-folders, or image files with JSON sidecars), as a
+    source of series (:func:`~monai_iunet.clinical.study.scan_study`)."""
 
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise ClinicalInputError(f"--studies: {self.folder} is not a folder.")
-        self._files: dict[str, list[str]] = {}
-        self._headers: dict[str, pydicom.Dataset] = {}
-        for path in sorted(p for p in self.folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
-            try:
-                ds = pydicom.dcmread(str(path), stop_before_pixels=True)
-            except Exception:  # not DICOM (notes, DICOMDIR viewers): not a series
-                continue
-            uid = str(ds.get("SeriesInstanceUID", ""))
-            if uid and "Rows" in ds and str(ds.get("Modality", "")).upper() not in NOT_IMAGES:
-                self._files.setdefault(uid, []).append(str(path))
-                self._headers.setdefault(uid, ds)
-        uids = {str(h.get("StudyInstanceUID", "")) for h in self._headers.values()}
+        self._infos = [i for i in scan_study(self.folder) if i.modality.upper() not in NOT_IMAGES]
+        uids = {i.study_uid for i in self._infos if i.study_uid}
         if len(uids) > 1:
             raise ClinicalInputError(f"{self.folder}: holds {len(uids)} studies; give one study per folder.")
         self.study_uid = uids.pop() if uids else ""
@@ -110,21 +100,18 @@ class FolderStudy:
 
     @property
     def meta(self) -> dict[str, str]:
-        """PatientID, StudyDate, StudyTime and StudyInstanceUID of the study (from its first header)."""
-        first = next(iter(self._headers.values()), {})
-        keys = ("PatientID", "StudyDate", "StudyTime", "StudyInstanceUID")
-        return {k: str(first.get(k, "")) for k in keys}
+        """PatientID, StudyDate, StudyTime and StudyInstanceUID of the study (from one DICOM header)."""
+        first = next((i.files[0] for i in self._infos if i.files), None)
+        header = pydicom.dcmread(first, stop_before_pixels=True) if first else {}
+        return {k: str(header.get(k, "")) for k in ("PatientID", "StudyDate", "StudyTime", "StudyInstanceUID")}
 
     def series_infos(self) -> list[SeriesInfo]:
-        if not self._files:
-            raise ClinicalInputError(f"{self}: holds no DICOM image series.")
-        return [
-            SeriesInfo.from_dataset(self._headers[uid], n_instances=len(files), path=str(Path(files[0]).parent))
-            for uid, files in self._files.items()
-        ]
+        if not self._infos:
+            raise ClinicalInputError(f"{self}: holds no image series.")
+        return list(self._infos)
 
-    def files(self, info: SeriesInfo, folder: Path) -> list[str]:
-        return list(self._files[info.series_uid])
+    def files(self, info: SeriesInfo, folder: Path) -> list[str] | str:
+        return list(info.files) if info.files else str(info.path)
 
 
 def earlier_results(pacs: DICOMwebStudy) -> list[dict]:
