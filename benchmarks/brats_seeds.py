@@ -5,8 +5,8 @@ budget; its ``_datalist``, ``_transforms`` and ``_train``), repeated for each se
 training crops; the cases stay the same), and scored with :func:`monai_iunet.brats.evaluate_labels`: each
 validation prediction is inverted (``Invertd``) from the 3 mm training grid to the case's own 2 mm grid, turned
 into a BraTS label map, and scored against the reference label file. Writes
-``benchmarks/results/brats_seeds_cpu.json`` and the table between ``<!-- brats-seeds:begin -->`` and
-``<!-- brats-seeds:end -->`` in docs/brats_comparison.md::
+``benchmarks/results/brats_seeds_cpu.json``, whose table :mod:`benchmarks.render` puts between
+``<!-- table: brats-seeds -->`` and ``<!-- /table -->`` in docs/brats_comparison.md::
 
     OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks.brats_seeds --data-dir /tmp/brats_mni152_seeds
     python -m benchmarks.brats_seeds --render
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shlex
 import sys
 import time
@@ -33,8 +32,6 @@ from .paper_configs import build_paper_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "brats_seeds_cpu.json"
-DOC = ROOT / "docs" / "brats_comparison.md"
-BEGIN, END = "<!-- brats-seeds:begin -->", "<!-- brats-seeds:end -->"
 TABLE_METRICS = ("dice", "hd95", "lesionwise_dice")
 TABLE_REGIONS = (Region.ET, Region.TC, Region.WT)  # the order of the BraTS papers' tables
 
@@ -150,16 +147,6 @@ def _spread(stats: dict, cols) -> str:
     return f"Dice difference {a} − {b} vs the larger seed sd: " + ", ".join(verdicts) + "."
 
 
-def render(results: dict) -> None:
-    block = f"{BEGIN}\nWritten by `python -m benchmarks.brats_seeds --render` from `{RESULTS.relative_to(ROOT)}`, "
-    block += f"produced by:\n\n    {results['command']}\n\n{table(results)}\n{END}"
-    text = DOC.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    DOC.write_text(
-        pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    )
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default="/tmp/brats_mni152_seeds")
@@ -176,11 +163,13 @@ def main(argv=None) -> int:
     parser.add_argument("--width-scale", type=float, default=0.5)
     parser.add_argument("--models", nargs="+", default=["iunet16", "unet"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--render", action="store_true", help="only write the table from the json")
+    parser.add_argument("--render", action="store_true", help="only render the doc's tables from the json")
     args = parser.parse_args(argv)
-    results = json.loads(RESULTS.read_text()) if args.render else run(args)
-    render(results)
-    print(f"wrote {DOC}")
+    if not args.render:
+        run(args)
+    from .render import render_docs
+
+    print("rewrote", *render_docs() or ["nothing: the docs' tables were up to date"])
     return 0
 
 
