@@ -5,8 +5,8 @@ budget; its ``_datalist``, ``_transforms`` and ``_train``), repeated for each se
 training crops; the cases stay the same), and scored with :func:`monai_iunet.brats.evaluate_labels`: each
 validation prediction is inverted (``Invertd``) from the 3 mm training grid to the case's own 2 mm grid, turned
 into a BraTS label map, and scored against the reference label file. Writes
-``benchmarks/results/brats_seeds_cpu.json`` and the table between ``<!-- brats-seeds:begin -->`` and
-``<!-- brats-seeds:end -->`` in docs/brats_comparison.md::
+``benchmarks/results/brats_seeds_cpu.json``, whose table :mod:`benchmarks.render` puts between
+``<!-- table: brats-seeds -->`` and ``<!-- /table -->`` in docs/brats_comparison.md::
 
     OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks.brats_seeds --data-dir /tmp/brats_mni152_seeds
     python -m benchmarks.brats_seeds --render
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shlex
 import sys
 import time
@@ -26,14 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from monai_iunet.brats import BRATS2021, Region
+
 from .brats_comparison import _datalist, _train, _transforms
 from .paper_configs import build_paper_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "brats_seeds_cpu.json"
-DOC = ROOT / "docs" / "brats_comparison.md"
-BEGIN, END = "<!-- brats-seeds:begin -->", "<!-- brats-seeds:end -->"
 TABLE_METRICS = ("dice", "hd95", "lesionwise_dice")
+TABLE_REGIONS = (Region.ET, Region.TC, Region.WT)  # the order of the BraTS papers' tables
 
 
 def _evaluate(net, val_cached, fixed, crop: int, overlap: float) -> list[dict]:
@@ -48,7 +48,7 @@ def _evaluate(net, val_cached, fixed, crop: int, overlap: float) -> list[dict]:
 
     inferer = SlidingWindowInferer(roi_size=(crop,) * 3, sw_batch_size=4, overlap=overlap)
     invert = Invertd("pred", transform=fixed, orig_keys="image", nearest_interp=False)
-    to_labels = ConvertBratsChannelsToLabels(label_convention="brats2021")
+    to_labels = ConvertBratsChannelsToLabels(label_convention=BRATS2021)
     net.eval()
     rows: list[dict] = []
     with torch.no_grad():
@@ -58,7 +58,7 @@ def _evaluate(net, val_cached, fixed, crop: int, overlap: float) -> list[dict]:
             label_map = np.asarray(to_labels(torch.as_tensor(pred) > 0.5))[0]
             path = item["label"].meta["filename_or_obj"]
             ref, _, spacing = load_label(path)
-            rows += evaluate_labels(label_map, ref, "brats2021", spacing, case_name(path))
+            rows += evaluate_labels(label_map, ref, BRATS2021, spacing, case_name(path))
     return rows
 
 
@@ -66,7 +66,7 @@ def _means(rows: list[dict]) -> dict[str, float]:
     return {
         f"{m}_{r}": float(np.mean([x[m] for x in rows if x["region"] == r]))
         for m in ("dice", "sensitivity", "hd95", "nsd", "lesionwise_dice", "lesionwise_hd95")
-        for r in ("et", "tc", "wt")
+        for r in TABLE_REGIONS
     }
 
 
@@ -118,7 +118,7 @@ def table(results: dict) -> str:
     models: dict[str, list[dict]] = {}
     for r in results["runs"].values():
         models.setdefault(r["model"], []).append(r)
-    cols = [(m, g) for m in TABLE_METRICS for g in ("et", "tc", "wt")]
+    cols = [(m, g) for m in TABLE_METRICS for g in TABLE_REGIONS]
     lines = ["| model | seeds | " + " | ".join(f"{m} {g.upper()}" for m, g in cols) + " |"]
     lines.append("|---|---:|" + "---:|" * len(cols))
     stats = {}
@@ -147,16 +147,6 @@ def _spread(stats: dict, cols) -> str:
     return f"Dice difference {a} − {b} vs the larger seed sd: " + ", ".join(verdicts) + "."
 
 
-def render(results: dict) -> None:
-    block = f"{BEGIN}\nWritten by `python -m benchmarks.brats_seeds --render` from `{RESULTS.relative_to(ROOT)}`, "
-    block += f"produced by:\n\n    {results['command']}\n\n{table(results)}\n{END}"
-    text = DOC.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    DOC.write_text(
-        pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    )
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default="/tmp/brats_mni152_seeds")
@@ -173,11 +163,13 @@ def main(argv=None) -> int:
     parser.add_argument("--width-scale", type=float, default=0.5)
     parser.add_argument("--models", nargs="+", default=["iunet16", "unet"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--render", action="store_true", help="only write the table from the json")
+    parser.add_argument("--render", action="store_true", help="only render the doc's tables from the json")
     args = parser.parse_args(argv)
-    results = json.loads(RESULTS.read_text()) if args.render else run(args)
-    render(results)
-    print(f"wrote {DOC}")
+    if not args.render:
+        run(args)
+    from .render import render_docs
+
+    print("rewrote", *render_docs() or ["nothing: the docs' tables were up to date"])
     return 0
 
 

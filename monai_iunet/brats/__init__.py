@@ -1,6 +1,13 @@
 """The BraTS domain, once: modalities, label conventions, tumour regions and dataset layouts, and their evaluation.
 
 Everything else in the package imports these facts from here instead of spelling them as strings.
+
+The BraTS bundle's own helpers are submodules, imported by path (they need ignite and the bundle plumbing):
+
+- :mod:`~monai_iunet.brats.datalist_convention`: the label convention of a training datalist, named or recognised;
+- :mod:`~monai_iunet.brats.cases`: the cases of a datalist to infer;
+- :mod:`~monai_iunet.brats.metrics`: per-case sensitivities for ``MetricsSaver`` and the per-region metric table;
+- :mod:`~monai_iunet.brats.summary`: the last lines of a run (model, scores, where the outputs are).
 """
 
 from __future__ import annotations

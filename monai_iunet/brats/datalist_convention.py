@@ -34,7 +34,7 @@ def _item_layout(item: Mapping) -> DatasetLayout:
     if isinstance(image, str):
         return MSD_LAYOUT
     stems = {Path(str(f)).name.removesuffix(".gz").removesuffix(".nii") for f in [*image, item.get("label", "")]}
-    folder_layouts = [x for x in LAYOUTS.values() if x.label_name and x is not BRATS2021_LAYOUT]
+    folder_layouts = [x for x in LAYOUTS.values() if x not in (MSD_LAYOUT, BRATS2021_LAYOUT)]
     return next((x for x in folder_layouts if _names_files_as(x, stems)), BRATS2021_LAYOUT)
 
 

@@ -13,6 +13,7 @@ import json
 import logging
 
 from monai_iunet.brats import MODALITY_ORDER, Modality
+from monai_iunet.clinical.pacs_cli import add_cohort_parser, add_dicomweb_arguments
 from monai_iunet.errors import UserInputError, needs_extra
 
 __all__ = ["add_clinical_parsers"]
@@ -20,10 +21,20 @@ __all__ = ["add_clinical_parsers"]
 
 @needs_extra("clinical")
 def _segment(args: argparse.Namespace) -> int:
+    from monai_iunet.clinical.pacs_cli import segment_dicomweb
     from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, segment
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # it logs every copied DICOM module at INFO
+    if args.study is not None:
+        return _segment_study(args)
+    if args.dicomweb:
+        return segment_dicomweb(args)
+    missing = [f"--{m}" for m in MODALITY_ORDER if getattr(args, m) is None]
+    if missing:
+        raise UserInputError(
+            f"{', '.join(missing)} missing; give all four series, --study DIR, or --dicomweb URL --study-uid UID."
+        )
     report = segment(
         t1=args.t1,
         t1ce=args.t1ce,
@@ -40,10 +51,62 @@ def _segment(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         allow_mixed_studies=args.allow_mixed_studies,
         accept_failed_registration=args.accept_failed_registration,
+        skull_strip=args.skull_strip,
     )
-    volumes = ", ".join(f"{k} {v:.1f} mL" for k, v in report["volumes_ml"].items())
-    print(f"wrote the segmentation to {args.output} ({volumes}; {report['timings']['total_s']:.1f} s)")
+    _print_summary(args.output, report)
     return 0
+
+
+def _print_summary(output: str, report: dict) -> None:
+    volumes = ", ".join(f"{k} {v:.1f} mL" for k, v in report["volumes_ml"].items())
+    print(f"wrote the segmentation to {output} ({volumes}; {report['timings']['total_s']:.1f} s)")
+    skull = report.get("skull_strip", {})
+    if skull:
+        print(f"brain extraction: {skull['method'] if skull['extract'] else 'none'} ({skull['reason']})")
+    for name, why in report.get("not_written", {}).items():
+        print(f"not written: {name}: {why}")
+
+
+def _segment_study(args: argparse.Namespace) -> int:
+    """``segment --study DIR``: identify the four series (``--t1ce SERIES_UID`` ... override), print the choice."""
+    from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE
+    from monai_iunet.clinical.study import segment_study
+
+    overrides = {m: getattr(args, m) for m in MODALITY_ORDER if getattr(args, m)}
+    report = segment_study(
+        args.study,
+        args.output,
+        overrides=overrides,
+        show=print,
+        bundle=args.bundle or DEFAULT_BUNDLE,
+        reference=args.reference,
+        save_preprocessed=args.save_preprocessed,
+        brain_mask=args.brain_mask,
+        n4=args.n4,
+        device=args.device,
+        overwrite=args.overwrite,
+        allow_mixed_studies=args.allow_mixed_studies,
+        accept_failed_registration=args.accept_failed_registration,
+        skull_strip=args.skull_strip,
+    )
+    _print_summary(args.output, report)
+    return 0
+
+
+def _add_study_arguments(seg: argparse.ArgumentParser) -> None:
+    """``--study`` and ``--skull-strip`` of ``segment``."""
+    seg.add_argument(
+        "--study",
+        metavar="DIR",
+        help="a study folder as the scanner exported it: the four series are identified from DICOM tags and "
+        "descriptions (the choice is printed; --t1/--t1ce/--t2/--flair SERIES_UID override it)",
+    )
+    seg.add_argument(
+        "--skull-strip",
+        default="auto",
+        choices=("auto", "deepbet", "none"),
+        help="brain extraction: auto (default: when the reference is not skull-stripped), deepbet, or none",
+    )
 
 
 @needs_extra("clinical")
@@ -69,14 +132,20 @@ def add_clinical_parsers(subparsers) -> None:
     """Add ``segment`` and ``generate-exports`` to the subparsers of ``monai-iunet``."""
     seg = subparsers.add_parser(
         "segment",
-        help="segment a brain tumour from four unregistered MR series (DICOM folders or image files)",
+        help="segment a brain tumour from four unregistered MR series (DICOM folders or image files) or a study folder",
         description="Read T1, T1ce, T2 and FLAIR (DICOM series folders or NIfTI/NRRD/MHA files), register them rigidly "
         "to the reference series, run the bundle's network and write segmentation.nii.gz, segmentation.dcm "
         "(DICOM-SEG, when the reference is DICOM), report.json and overview.png on the reference series' grid. "
-        "The inputs must be skull-stripped, or give --brain-mask.",
+        "Or give --study DIR: the series are identified in the study folder. Whole-head series are brain-extracted "
+        "(deepbet; --skull-strip).",
     )
     for name in MODALITY_ORDER:
-        seg.add_argument(f"--{name}", required=True, metavar="PATH", help=f"{name.title} series: folder or file")
+        seg.add_argument(
+            f"--{name}",
+            metavar="PATH",
+            help=f"{name.title} series: folder or file (with --study or --dicomweb: its SERIES_UID)",
+        )
+    _add_study_arguments(seg)
     seg.add_argument("--output", required=True, metavar="DIR", help="output folder (appears only when complete)")
     seg.add_argument(
         "--bundle",
@@ -96,6 +165,7 @@ def add_clinical_parsers(subparsers) -> None:
     seg.add_argument(
         "--accept-failed-registration", action="store_true", help="go on (with a warning) when a registration fails"
     )
+    add_dicomweb_arguments(seg)
     seg.set_defaults(func=_segment)
 
     gen = subparsers.add_parser(
@@ -112,3 +182,5 @@ def add_clinical_parsers(subparsers) -> None:
     gen.add_argument("--formats", nargs="+", choices=("dicom", "nifti"), default=["dicom", "nifti"])
     gen.add_argument("--patient-id", default="SYNTH-0001", help="PatientID of the series")
     gen.set_defaults(func=_generate_exports)
+
+    add_cohort_parser(subparsers)

@@ -26,7 +26,15 @@ __all__ = [
     "write_overview",
 ]
 
-OUTPUT_NAMES = ("segmentation.nii.gz", "segmentation.dcm", "report.json", "overview.png", "preprocessed")
+OUTPUT_NAMES = (
+    "segmentation.nii.gz",
+    "segmentation.dcm",
+    "volumes_sr.dcm",
+    "brain_mask.nii.gz",
+    "report.json",
+    "overview.png",
+    "preprocessed",
+)
 """What the pipeline writes into its output folder."""
 
 NEOPLASM = ("108369006", "Neoplasm")

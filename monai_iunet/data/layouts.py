@@ -30,7 +30,7 @@ from monai_iunet.errors import InputNotFoundError, UserInputError
 
 __all__ = ["case_name", "detect_layout", "find_cases"]
 
-_BRATS_FOLDER_LAYOUTS = tuple(layout for layout in LAYOUTS.values() if layout.label_name)
+_BRATS_FOLDER_LAYOUTS = tuple(layout for layout in LAYOUTS.values() if layout is not MSD_LAYOUT)
 """The layouts of one folder per case (BraTS 2018-2021 and 2023), as opposed to MSD's ``dataset.json``."""
 
 _EXTENSIONS = (".nii.gz", ".nii")

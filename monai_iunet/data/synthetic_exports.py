@@ -116,6 +116,7 @@ def write_dicom_series(
     series_number: int,
     study: Mapping[str, str],
     body_part: str = "BRAIN",
+    tags: Mapping[str, object] | None = None,
 ) -> list[str]:
     """Write a 3D image as an MR DICOM series, one file per slice (``IM_0001.dcm`` ...), with pydicom.
 
@@ -126,6 +127,8 @@ def write_dicom_series(
         series_number: SeriesNumber.
         study: ``PatientID``, ``PatientName``, ``StudyInstanceUID``, ``FrameOfReferenceUID``, ``StudyDate``.
         body_part: BodyPartExamined.
+        tags: attributes set on every file after the defaults (EchoTime, ContrastBolusAgent, ...); ``None`` removes
+            one (e.g. ``{"FrameOfReferenceUID": None}``).
 
     Returns:
         the written files, in slice order.
@@ -170,6 +173,12 @@ def write_dicom_series(
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         ds.RescaleIntercept, ds.RescaleSlope = 0.0, 1.0
         ds.PixelData = plane.tobytes()
+        for key, value in (tags or {}).items():
+            if value is None:
+                if key in ds:
+                    delattr(ds, key)
+            else:
+                setattr(ds, key, value)
         path = folder / f"IM_{k + 1:04d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         files.append(str(path))

@@ -53,6 +53,7 @@ def test_dicom_outputs_on_reference_grid(export, dicom_result):
         "report.json",
         "segmentation.dcm",
         "segmentation.nii.gz",
+        "volumes_sr.dcm",
     ]
     reference = read_series("t1ce", export["dicom"]["t1ce"]).image
     label = sitk.ReadImage(str(output / "segmentation.nii.gz"))
@@ -108,7 +109,12 @@ def test_nifti_inputs_with_brain_mask_and_overwrite(export, bundle, tmp_path, ca
     args = [f"--{m}={export['nifti'][m]}" for m in MODALITY_ORDER]
     common = [*args, "--output", str(output), "--bundle", str(bundle), "--device", "cpu"]
     assert main(["segment", *common, "--brain-mask", export["truth"]["brain_mask"]]) == 0
-    assert sorted(p.name for p in output.iterdir()) == ["overview.png", "report.json", "segmentation.nii.gz"]
+    assert sorted(p.name for p in output.iterdir()) == [
+        "brain_mask.nii.gz",  # the mask used, beside the segmentation
+        "overview.png",
+        "report.json",
+        "segmentation.nii.gz",
+    ]
     reference = sitk.ReadImage(export["nifti"]["t1ce"])
     label = sitk.ReadImage(str(output / "segmentation.nii.gz"))
     _assert_same_grid(label, reference)

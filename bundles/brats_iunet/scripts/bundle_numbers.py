@@ -29,9 +29,11 @@ from pathlib import Path
 
 import torch
 
+from monai_iunet.brats import REGION_ORDER
+
 BUNDLE = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- bundle-numbers:begin -->", "<!-- bundle-numbers:end -->"
-REGIONS = ("tc", "wt", "et")
+REGIONS = tuple(str(region) for region in REGION_ORDER)
 TABLE = ("dice", "sensitivity", "hd95", "nsd", "lesionwise_dice", "lesionwise_hd95")
 METRICS = ("val_mean_dice", *(f"val_{m}_{r}" for m in ("dice", "sensitivity", "hd95") for r in REGIONS))
 COMMAND = "OMP_NUM_THREADS=1 python bundles/brats_iunet/scripts/bundle_numbers.py"
