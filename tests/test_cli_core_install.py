@@ -55,6 +55,7 @@ WORK = [
     ["generate-exports", "--help"],
     ["plan", "--help"],
     ["evaluate", "--help"],
+    ["cohort", "--help"],
     ["run", "--help"],
     ["bundle", "list"],
     ["bundle", "copy", "brats_iunet", "brats"],

@@ -9,16 +9,19 @@ from __future__ import annotations
 import argparse
 import logging
 
+from monai_iunet.errors import needs_extra
+
 __all__ = ["add_cohort_parser", "add_dicomweb_arguments", "segment_dicomweb"]
 
 
 def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    from monai_iunet.clinical.dicomweb import TOKEN_ENV
-
+    # the name of monai_iunet.clinical.dicomweb.TOKEN_ENV, spelled out: that module needs the clinical extra, and the
+    # arguments must build without it (monai-iunet --help on the core install)
     parser.add_argument(
         "--auth-file",
         metavar="PATH",
-        help=f"file with the PACS credentials: a bearer token, or 'Header: value' lines (default: ${TOKEN_ENV})",
+        help="file with the PACS credentials: a bearer token, or 'Header: value' lines "
+        "(default: $MONAI_IUNET_DICOMWEB_TOKEN)",
     )
     parser.add_argument("--ca-bundle", metavar="PATH", help="CA certificates to verify the server's TLS with")
 
@@ -82,6 +85,7 @@ def segment_dicomweb(args: argparse.Namespace) -> int:
     return 0
 
 
+@needs_extra("clinical")
 def _cohort(args: argparse.Namespace) -> int:
     from monai_iunet.clinical.cohort import run_cohort, studies_from_args
     from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE
