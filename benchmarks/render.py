@@ -62,7 +62,7 @@ class Table:
 
 def _tables() -> dict[str, Table]:
     from . import _compare_tables as ct
-    from . import brats_comparison, brats_seeds, ct_comparison, gpu_check
+    from . import brats_comparison, brats_seeds, ct_comparison, engine_conditioning, gpu_check
 
     compare, fit = "compare_cpu.json", "fit_cpu.json"
     bench, brats, ct_doc = "docs/benchmarks.md", "docs/brats_comparison.md", "docs/ct_postprocessing.md"
@@ -85,6 +85,12 @@ def _tables() -> dict[str, Table]:
         "brats-seeds": Table(brats, "brats_seeds_cpu.json", brats_seeds.table, "python -m benchmarks.brats_seeds"),
         "ct-results": Table(ct_doc, "ct_postprocessing_cpu.json", ct_comparison.results_table, run_ct),
         "ct-training": Table(ct_doc, "ct_postprocessing_cpu.json", ct_comparison.training_table, run_ct),
+        "engine-conditioning": Table(
+            "docs/engine.md",
+            "engine_conditioning.json",
+            engine_conditioning.table,
+            "python -m benchmarks.engine_conditioning",
+        ),
     }
 
 
