@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
-# What the tests need beyond scripts/install.sh, on a fresh machine. Run after scripts/install.sh.
+# What the tests need beyond scripts/install.sh, on a fresh machine. Run after scripts/install.sh (CI, .ci/run).
+# Add a line here for anything a test needs; keep it out of scripts/install.sh (the user install).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+python -m pip install -q -e ".[test,clinical]"
 # The official BraTS scorer, for tests/brats/test_official_agreement.py only: AGPL (never a dependency of the
 # package) and it pins numpy 2.2, so it gets a virtual environment of its own, run as a program by the test.
 BRATS_EVALUATION_VENV="${BRATS_EVALUATION_VENV:-/work/venvs/evaluator}"
 if [ ! -x "$BRATS_EVALUATION_VENV/bin/brats-evaluate" ]; then
     python -m venv "$BRATS_EVALUATION_VENV"
     "$BRATS_EVALUATION_VENV/bin/python" -m pip install -q "brats-evaluation==0.0.10"
+fi
+# A real PACS for tests/clinical (tests/clinical/orthanc_server.py): Orthanc and its DICOMweb plugin, from Debian.
+# The tests start their own server on free loopback ports; the Debian service is not wanted, so it is stopped and
+# disabled if the package started it. Where apt is absent, the PACS tests skip and say why.
+if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -q
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q orthanc orthanc-dicomweb
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet orthanc 2>/dev/null; then
+        $SUDO systemctl disable --now orthanc || true
+    elif command -v service >/dev/null 2>&1; then
+        $SUDO service orthanc stop >/dev/null 2>&1 || true
+    fi
 fi

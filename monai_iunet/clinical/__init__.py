@@ -9,7 +9,11 @@
 - :mod:`~monai_iunet.clinical.brain_extraction`: whether to extract the brain, deepbet, the filled mask;
 - :mod:`~monai_iunet.clinical.volumes_sr`: the volumes as a DICOM SR (TID 1500) referencing the SEG;
 - :mod:`~monai_iunet.clinical.pipeline`: :func:`segment`, all of it;
-- :mod:`~monai_iunet.clinical.study`: a study folder in: its series found, identified, segmented.
+- :mod:`~monai_iunet.clinical.study`: a study folder in: its series found, identified, segmented;
+- :mod:`~monai_iunet.clinical.dicomweb`: a PACS over DICOMweb (QIDO-RS, WADO-RS, STOW-RS; ``dicomweb-client``);
+- :mod:`~monai_iunet.clinical.study_sources`: a study on a PACS or in a folder, segmented, results stored back;
+- :mod:`~monai_iunet.clinical.cohort`: whole cohorts, resumable, into ``cohort.csv``
+  (:mod:`~monai_iunet.clinical.cohort_table`).
 
 Synthetic scanner exports with known motion, to test against, are test data: :mod:`monai_iunet.data.synthetic_exports`.
 

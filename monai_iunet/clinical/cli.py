@@ -11,22 +11,31 @@ import logging
 import sys
 
 from monai_iunet.brats import MODALITY_ORDER, Modality
+from monai_iunet.clinical.pacs_cli import add_cohort_parser, add_dicomweb_arguments
 
 __all__ = ["add_clinical_parsers"]
 
 
 def _segment(args: argparse.Namespace) -> int:
     from monai_iunet.clinical.io import ClinicalInputError
+    from monai_iunet.clinical.pacs_cli import segment_dicomweb
     from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, segment
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # it logs every copied DICOM module at INFO
     if args.study is not None:
         return _segment_study(args)
+    if args.dicomweb:
+        try:
+            return segment_dicomweb(args)
+        except ClinicalInputError as e:
+            print(f"monai-iunet segment: error: {e}", file=sys.stderr)
+            return 2
     missing = [f"--{m}" for m in MODALITY_ORDER if getattr(args, m) is None]
     if missing:
         print(
-            f"monai-iunet segment: error: {', '.join(missing)} missing; give all four series, or --study DIR.",
+            f"monai-iunet segment: error: {', '.join(missing)} missing; give all four series, --study DIR, or "
+            "--dicomweb URL --study-uid UID.",
             file=sys.stderr,
         )
         return 2
@@ -144,7 +153,9 @@ def add_clinical_parsers(subparsers) -> None:
     )
     for name in MODALITY_ORDER:
         seg.add_argument(
-            f"--{name}", metavar="PATH", help=f"{name.title} series: folder or file (with --study: its SERIES_UID)"
+            f"--{name}",
+            metavar="PATH",
+            help=f"{name.title} series: folder or file (with --study or --dicomweb: its SERIES_UID)",
         )
     _add_study_arguments(seg)
     seg.add_argument("--output", required=True, metavar="DIR", help="output folder (appears only when complete)")
@@ -162,6 +173,7 @@ def add_clinical_parsers(subparsers) -> None:
     seg.add_argument(
         "--accept-failed-registration", action="store_true", help="go on (with a warning) when a registration fails"
     )
+    add_dicomweb_arguments(seg)
     seg.set_defaults(func=_segment)
 
     gen = subparsers.add_parser(
@@ -178,3 +190,5 @@ def add_clinical_parsers(subparsers) -> None:
     gen.add_argument("--formats", nargs="+", choices=("dicom", "nifti"), default=["dicom", "nifti"])
     gen.add_argument("--patient-id", default="SYNTH-0001", help="PatientID of the series")
     gen.set_defaults(func=_generate_exports)
+
+    add_cohort_parser(subparsers)
