@@ -278,3 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         from .render import render_docs
 
         log(f"rewrote {render_docs() or 'nothing: the tables were up to date'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from monai_iunet.brats import BRATS2021, REGION_ORDER, LabelConvention
+from monai_iunet.brats import BRATS2021, MODALITY_ORDER, REGION_ORDER, LabelConvention
 from monai_iunet.clinical import AmbiguousSeriesError, BundleSegmenter, segment_study
 from monai_iunet.data.synthetic_study import make_head_study
 
@@ -57,7 +57,7 @@ def run_study(seed: int, out: Path, segmenter: BundleSegmenter, voxel_scale: flo
     identified = all(report["series"][m]["SeriesInstanceUID"] == study["series"][m] for m in report["series"])
     label = _array(result_dir / "segmentation.nii.gz")
     seg = _array(truth["seg"])
-    aligned = np.transpose(segmenter({m: truth[m] for m in ("flair", "t1", "t1ce", "t2")}), (2, 1, 0))
+    aligned = np.transpose(segmenter({m: truth[m] for m in MODALITY_ORDER}), (2, 1, 0))
     return {
         "seed": seed,
         "manufacturer": study["manufacturer"],

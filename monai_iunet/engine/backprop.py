@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MemoryEfficientFunction",
     "accumulate_grads",
+    "deprecated_private_output",
     "memory_efficient_apply",
     "reconstruct",
     "trainable_parameters",
@@ -257,13 +258,17 @@ def refusing_function_transforms(message: str):
         raise
 
 
-@deprecated_arg(
+#: ``private_output=`` is the deprecated name of ``reuse_output_memory=`` (a ``DeprecationWarning``, then renamed)
+deprecated_private_output = deprecated_arg(
     name="private_output",
     since="0.2.0",
     new_name="reuse_output_memory",
     msg_suffix="use reuse_output_memory=... instead.",
     warning_category=DeprecationWarning,
 )
+
+
+@deprecated_private_output
 def memory_efficient_apply(
     module: Invertible,
     x: torch.Tensor,

@@ -33,6 +33,7 @@ from monai_iunet.engine import (
     memory_efficient_apply,
     reconstruct,
 )
+from monai_iunet.engine.backprop import deprecated_private_output
 from monai_iunet.engine.memcnn_adapter import memcnn_apply, wrap_with_memcnn
 from monai_iunet.engine.recompute import hooks_observe
 from monai_iunet.networks.blocks.coupling import DEFAULT_ACT, DEFAULT_NORM, alternating_couplings
@@ -395,13 +396,7 @@ class InvertibleUNet(nn.Module):
         return self._forward(x, reuse_output_memory=reuse_output_memory, private_output=private_output)
 
     # the deprecation wrapper is on this eager-only method: TorchScript cannot compile forward through a decorator
-    @deprecated_arg(
-        name="private_output",
-        since="0.2.0",
-        new_name="reuse_output_memory",
-        msg_suffix="use reuse_output_memory=... instead.",
-        warning_category=DeprecationWarning,
-    )
+    @deprecated_private_output
     def _forward(
         self, x: torch.Tensor, reuse_output_memory: bool = False, private_output: bool | None = None
     ) -> torch.Tensor:
