@@ -29,7 +29,7 @@ from pathlib import Path
 
 from monai_iunet.errors import UserInputError
 
-__all__ = ["TABLES", "Table", "TableMarkerError", "fill", "render_doc", "render_docs"]
+__all__ = ["TABLES", "Table", "TableMarkerError", "fill", "render_doc", "render_docs", "rewrite_docs"]
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -163,6 +163,11 @@ def render_docs(check: bool = False, results_dir: Path = RESULTS, root: Path = R
             if not check:
                 (root / doc).write_text(new)
     return changed
+
+
+def rewrite_docs() -> None:
+    """Render every doc's tables (what a benchmark does when it has written its results) and say which changed."""
+    print("rewrote", *render_docs() or ["nothing: the docs' tables were up to date"], flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
