@@ -315,9 +315,9 @@ def main(argv=None) -> int:
         return 0
     if not args.render:
         run(args)
-    from .render import render_docs
+    from .render import rewrite_docs
 
-    print("rewrote", *render_docs() or ["nothing: the docs' tables were up to date"])
+    rewrite_docs()
     return 0
 
 

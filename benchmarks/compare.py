@@ -281,13 +281,13 @@ def write_docs(device: str) -> None:
         print(f"results in {results_path(device)}; docs/benchmarks.md shows the CPU results")
         return
     from ._figure import plot_results
-    from .render import render_docs
+    from .render import rewrite_docs
 
     fit_path = RESULTS / "fit_cpu.json"
     fit = json.loads(fit_path.read_text()) if fit_path.exists() else {}
     if plot_results(load_results("cpu")["runs"], fit, HERE.parent / "docs" / "benchmarks.png"):
         print("wrote docs/benchmarks.png")
-    print("rewrote", *render_docs() or ["nothing: the docs' tables were up to date"])
+    rewrite_docs()
 
 
 if __name__ == "__main__":

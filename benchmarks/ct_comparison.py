@@ -275,9 +275,9 @@ def main(argv: list[str] | None = None) -> None:
     results.write_text(json.dumps(record, indent=1) + "\n")
     log(f"wrote {results} and {figure} ({time.time() - t0:.0f}s in all)")
     if default:
-        from .render import render_docs
+        from .render import rewrite_docs
 
-        log(f"rewrote {render_docs() or 'nothing: the tables were up to date'}")
+        rewrite_docs()
 
 
 if __name__ == "__main__":

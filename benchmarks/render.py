@@ -29,7 +29,7 @@ from pathlib import Path
 
 from monai_iunet.errors import UserInputError
 
-__all__ = ["TABLES", "Table", "TableMarkerError", "fill", "render_doc", "render_docs"]
+__all__ = ["TABLES", "Table", "TableMarkerError", "fill", "render_doc", "render_docs", "rewrite_docs"]
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -62,7 +62,7 @@ class Table:
 
 def _tables() -> dict[str, Table]:
     from . import _compare_tables as ct
-    from . import brats_comparison, brats_seeds, ct_comparison, gpu_check
+    from . import brats_comparison, brats_seeds, ct_comparison, engine_conditioning, gpu_check
 
     compare, fit = "compare_cpu.json", "fit_cpu.json"
     bench, brats, ct_doc = "docs/benchmarks.md", "docs/brats_comparison.md", "docs/ct_postprocessing.md"
@@ -85,6 +85,12 @@ def _tables() -> dict[str, Table]:
         "brats-seeds": Table(brats, "brats_seeds_cpu.json", brats_seeds.table, "python -m benchmarks.brats_seeds"),
         "ct-results": Table(ct_doc, "ct_postprocessing_cpu.json", ct_comparison.results_table, run_ct),
         "ct-training": Table(ct_doc, "ct_postprocessing_cpu.json", ct_comparison.training_table, run_ct),
+        "engine-conditioning": Table(
+            "docs/engine.md",
+            "engine_conditioning.json",
+            engine_conditioning.table,
+            "python -m benchmarks.engine_conditioning",
+        ),
     }
 
 
@@ -163,6 +169,11 @@ def render_docs(check: bool = False, results_dir: Path = RESULTS, root: Path = R
             if not check:
                 (root / doc).write_text(new)
     return changed
+
+
+def rewrite_docs() -> None:
+    """Render every doc's tables (what a benchmark does when it has written its results) and say which changed."""
+    print("rewrote", *render_docs() or ["nothing: the docs' tables were up to date"], flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

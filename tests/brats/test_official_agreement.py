@@ -2,8 +2,8 @@
 
 The official package is AGPL and changes numpy in the shared environment, so it is not a dependency: it lives in its
 own virtual environment (``scripts/install_tests.sh`` makes it at ``$BRATS_EVALUATION_VENV``, default
-``/work/venvs/evaluator``) and is run as a program, the way participants run it. The deliberate differences, each
-asserted below (and listed in docs/evaluation.md):
+``.venvs/brats-evaluation`` in the checkout) and is run as a program, the way participants run it. The deliberate
+differences, each asserted below (and listed in docs/evaluation.md):
 
 - both empty: the official package leaves Dice and HD95 empty (NaN, skipped by its means); we score Dice 1, HD95 0;
 - HD95 and NSD: the official package ignores the voxel spacing (distances in voxels); ours are in mm;
@@ -27,7 +27,9 @@ from monai_iunet.brats import BRATS2023
 from monai_iunet.brats.scoring import evaluate_folders
 from monai_iunet.transforms import ConvertBratsChannelsToLabels
 
-VENV = Path(os.environ.get("BRATS_EVALUATION_VENV", "/work/venvs/evaluator"))
+VENV = Path(
+    os.environ.get("BRATS_EVALUATION_VENV", Path(__file__).resolve().parents[2] / ".venvs" / "brats-evaluation")
+)
 SHAPE = (40, 40, 40)
 NEC, ED, ET = BRATS2023.necrosis, BRATS2023.edema, BRATS2023.enhancing
 
