@@ -41,20 +41,27 @@ def _segment(args: argparse.Namespace) -> int:
         t2=args.t2,
         flair=args.flair,
         output=args.output,
-        bundle=args.bundle or DEFAULT_BUNDLE,
-        reference=args.reference,
-        save_preprocessed=args.save_preprocessed,
-        brain_mask=args.brain_mask,
-        n4=args.n4,
-        device=args.device,
         series_uids=args.series_uid,
-        overwrite=args.overwrite,
-        allow_mixed_studies=args.allow_mixed_studies,
-        accept_failed_registration=args.accept_failed_registration,
-        skull_strip=args.skull_strip,
+        **_pipeline_options(args, DEFAULT_BUNDLE),
     )
     _print_summary(args.output, report)
     return 0
+
+
+def _pipeline_options(args: argparse.Namespace, default_bundle: str) -> dict:
+    """The options of ``segment`` that every input path (four series, a study folder) passes to the pipeline."""
+    return {
+        "bundle": args.bundle or default_bundle,
+        "reference": args.reference,
+        "save_preprocessed": args.save_preprocessed,
+        "brain_mask": args.brain_mask,
+        "n4": args.n4,
+        "device": args.device,
+        "overwrite": args.overwrite,
+        "allow_mixed_studies": args.allow_mixed_studies,
+        "accept_failed_registration": args.accept_failed_registration,
+        "skull_strip": args.skull_strip,
+    }
 
 
 def _print_summary(output: str, report: dict) -> None:
@@ -78,16 +85,7 @@ def _segment_study(args: argparse.Namespace) -> int:
         args.output,
         overrides=overrides,
         show=print,
-        bundle=args.bundle or DEFAULT_BUNDLE,
-        reference=args.reference,
-        save_preprocessed=args.save_preprocessed,
-        brain_mask=args.brain_mask,
-        n4=args.n4,
-        device=args.device,
-        overwrite=args.overwrite,
-        allow_mixed_studies=args.allow_mixed_studies,
-        accept_failed_registration=args.accept_failed_registration,
-        skull_strip=args.skull_strip,
+        **_pipeline_options(args, DEFAULT_BUNDLE),
     )
     _print_summary(args.output, report)
     return 0
