@@ -313,12 +313,9 @@ def main(argv=None) -> int:
     if args.anatomy_figure:
         print(f"wrote {anatomy_figure(seed=args.seed)}")
         return 0
-    if not args.render:
-        run(args)
-    from .render import rewrite_docs
+    from .render import run_then_render
 
-    rewrite_docs()
-    return 0
+    return run_then_render(args, run)
 
 
 if __name__ == "__main__":

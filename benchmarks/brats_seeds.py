@@ -165,12 +165,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--render", action="store_true", help="only render the doc's tables from the json")
     args = parser.parse_args(argv)
-    if not args.render:
-        run(args)
-    from .render import rewrite_docs
+    from .render import run_then_render
 
-    rewrite_docs()
-    return 0
+    return run_then_render(args, run)
 
 
 if __name__ == "__main__":

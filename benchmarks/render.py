@@ -176,6 +176,14 @@ def rewrite_docs() -> None:
     print("rewrote", *render_docs() or ["nothing: the docs' tables were up to date"], flush=True)
 
 
+def run_then_render(args: argparse.Namespace, run) -> int:
+    """A benchmark's ending: ``run(args)`` unless ``--render`` asked only for the tables, then :func:`rewrite_docs`."""
+    if not args.render:
+        run(args)
+    rewrite_docs()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a doc's tables are stale")
