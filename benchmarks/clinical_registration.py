@@ -1,7 +1,7 @@
 """Clinical path benchmark: registration accuracy, Dice on scanner exports vs aligned cases, preprocessing time.
 
-For synthetic scanner exports (:func:`monai_iunet.clinical.make_scanner_export`: T1, T2, FLAIR moved by several
-degrees and millimetres, on their own grids, the T1ce as reference):
+For synthetic scanner exports (:func:`monai_iunet.data.synthetic_exports.make_scanner_export`: T1, T2, FLAIR moved
+by several degrees and millimetres, on their own grids, the T1ce as reference):
 
 1. **Registration**: normalised cross-correlation (NCC) within the brain of each registered modality with the
    aligned truth (and of the unregistered one, resampled on the reference grid as it lies in scanner space), and
@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from monai_iunet.clinical import BundleSegmenter, make_scanner_export, read_series, register_rigid, segment
+from monai_iunet.clinical import BundleSegmenter, read_series, register_rigid, segment
 from monai_iunet.clinical.preprocessing import resample_to_reference
+from monai_iunet.data.synthetic_exports import make_scanner_export
 
 MOVED = ("t1", "t2", "flair")
 

@@ -5,7 +5,8 @@
 - :class:`EpochLossLogger` logs one INFO line per epoch (mean loss, learning rate, time) and each iteration's loss
   at DEBUG, instead of MONAI's per-iteration INFO lines.
 - :class:`ValidationLogger` logs one INFO line per validation, naming the training epoch it follows and the best
-  epoch so far; the final evaluation of a trained model is reported by :func:`print_run_summary` instead.
+  epoch so far; the final evaluation of a trained model is reported by
+  :func:`~monai_iunet.brats.summary.print_run_summary` instead.
 - :func:`quiet_fresh_start` drops ignite's "Engine run resuming from iteration 0, epoch 0" on a run that starts
   from scratch (ignite logs it whenever an engine's state already has ``max_epochs``, as MONAI's engines do).
 """

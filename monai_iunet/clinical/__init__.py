@@ -5,8 +5,9 @@
 - :mod:`~monai_iunet.clinical.preprocessing`: resampling onto the reference grid, N4, brain masks;
 - :mod:`~monai_iunet.clinical.inference`: the bundle's own network, inferer and postprocessing;
 - :mod:`~monai_iunet.clinical.outputs`: NIfTI, DICOM-SEG (highdicom), report, overview, atomic output folder;
-- :mod:`~monai_iunet.clinical.pipeline`: :func:`segment`, all of it;
-- :mod:`~monai_iunet.clinical.exports`: synthetic scanner exports with known motion, to test against.
+- :mod:`~monai_iunet.clinical.pipeline`: :func:`segment`, all of it.
+
+Synthetic scanner exports with known motion, to test against, are test data: :mod:`monai_iunet.data.synthetic_exports`.
 
 Example::
 
@@ -18,7 +19,6 @@ Example::
 
 from __future__ import annotations
 
-from monai_iunet.clinical.exports import make_scanner_export
 from monai_iunet.clinical.inference import BundleSegmenter
 from monai_iunet.clinical.io import ClinicalInputError, Series, check_same_study, read_series
 from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, MODALITY_NAMES, RegistrationWarning, segment
@@ -33,7 +33,6 @@ __all__ = [
     "RegistrationWarning",
     "Series",
     "check_same_study",
-    "make_scanner_export",
     "read_series",
     "register_rigid",
     "segment",

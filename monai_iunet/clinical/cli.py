@@ -46,7 +46,7 @@ def _segment(args: argparse.Namespace) -> int:
 
 
 def _generate_exports(args: argparse.Namespace) -> int:
-    from monai_iunet.clinical.exports import make_scanner_export
+    from monai_iunet.data.synthetic_exports import make_scanner_export
 
     if len(args.size) not in (1, 3):
         raise ValueError("--size takes one or three values.")

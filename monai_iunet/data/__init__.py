@@ -14,12 +14,8 @@ from monai_iunet.data.datalist import build_datalist
 from monai_iunet.data.dataset import CaseDataset
 from monai_iunet.data.generate import ensure_generated, is_missing_or_empty
 from monai_iunet.data.layouts import BRATS_LAYOUTS, case_name, detect_layout
-from monai_iunet.data.synthetic_brats import (
-    MODALITIES,
-    TISSUE_INTENSITIES,
-    generate_synthetic_brats,
-    synthesize_brats_case,
-)
+from monai_iunet.data.synthetic_brats import MODALITIES, generate_synthetic_brats, synthesize_brats_case
+from monai_iunet.data.synthetic_tissue import TISSUE_INTENSITIES
 
 __all__ = [
     "BROKEN_CASE_ADVICE",

@@ -14,7 +14,7 @@ ventricles, basal ganglia and cerebellum, whose contrasts overlap with the tumou
    displaces the surrounding tissue (a smooth radial push that compresses ventricles and sulci), instead of being
    painted over it.
 3. **Contrasts** per modality (FLAIR, T1, T1ce, T2): tissue means of
-   :data:`~monai_iunet.data.synthetic_brats.TISSUE_INTENSITIES` mixed by the grey/white/CSF partial volumes; T1 and
+   :data:`~monai_iunet.data.synthetic_tissue.TISSUE_INTENSITIES` mixed by the grey/white/CSF partial volumes; T1 and
    T1ce also take the template's own T1 detail (deep grey nuclei, cerebellum).
 4. **Acquisition**: a smooth multiplicative bias field per modality, Rician noise, a global intensity scale; zero
    outside the (deformed) brain mask, as in skull-stripped BraTS data.
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from monai.transforms import GaussianSmooth
 from monai.utils import ensure_tuple_rep
 
-from monai_iunet.data.synthetic_brats import TISSUE_INTENSITIES, smooth_field
+from monai_iunet.data.synthetic_tissue import TISSUE_INTENSITIES, smooth_field
 from monai_iunet.errors import UserInputError
 
 __all__ = ["BRATS_FIELD_OF_VIEW", "load_mni152", "mni152_spacing", "synthesize_mni152_case"]

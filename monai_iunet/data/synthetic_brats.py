@@ -35,37 +35,14 @@ from monai.transforms import GaussianSmooth
 from monai.utils import ensure_tuple_rep
 
 from monai_iunet.data.layouts import BRATS_LAYOUTS
+from monai_iunet.data.synthetic_anatomy import synthesize_mni152_case
+from monai_iunet.data.synthetic_tissue import TISSUE_INTENSITIES, smooth_field
 from monai_iunet.errors import UserInputError
 
-__all__ = ["MODALITIES", "TISSUE_INTENSITIES", "generate_synthetic_brats", "smooth_field", "synthesize_brats_case"]
+__all__ = ["MODALITIES", "generate_synthetic_brats", "synthesize_brats_case"]
 
 MODALITIES = BRATS_LAYOUTS["brats2021"]["modalities"]
 """Modality names, in BraTS 2018–2021 file-name spelling and in the channel order of the bundle."""
-
-TISSUE_INTENSITIES: dict[str, tuple[float, float, float, float]] = {
-    # tissue:         FLAIR  T1    T1ce  T2
-    "csf": (0.15, 0.25, 0.25, 1.00),
-    "grey_matter": (0.55, 0.55, 0.55, 0.62),
-    "white_matter": (0.45, 0.80, 0.80, 0.40),
-    "edema": (0.95, 0.45, 0.47, 0.88),
-    "enhancing": (0.75, 0.50, 1.35, 0.70),
-    "necrosis": (0.60, 0.28, 0.20, 0.98),
-}
-"""Mean intensity of each tissue per modality (``MODALITIES`` order), before bias field, noise and scaling."""
-
-
-def smooth_field(shape: Sequence[int], rng: np.random.Generator, cells: int) -> np.ndarray:
-    """A smooth random field of unit standard deviation: Gaussian noise on a coarse grid, upsampled trilinearly.
-
-    Args:
-        shape: spatial shape of the field.
-        rng: random generator.
-        cells: number of grid cells along each axis of the coarse grid (larger gives finer structure).
-    """
-    coarse = torch.from_numpy(rng.standard_normal((1, 1, *(cells + 1 for _ in shape))).astype(np.float32))
-    field = torch.nn.functional.interpolate(coarse, size=tuple(shape), mode="trilinear", align_corners=True)[0, 0]
-    field = field.numpy()
-    return (field - field.mean()) / (field.std() + 1e-8)
 
 
 def synthesize_brats_case(
@@ -220,10 +197,7 @@ def generate_synthetic_brats(
         )
     if anatomy not in ("ellipsoid", "mni152"):
         raise UserInputError(f"anatomy must be 'ellipsoid' or 'mni152', got {anatomy!r}.")
-    if anatomy == "mni152":
-        from monai_iunet.data.synthetic_anatomy import synthesize_mni152_case as synthesize
-    else:
-        synthesize = synthesize_brats_case
+    synthesize = synthesize_mni152_case if anatomy == "mni152" else synthesize_brats_case
     spec = BRATS_LAYOUTS[layout]
     pixdim = np.asarray(ensure_tuple_rep(spacing, 3), dtype=np.float64)
     shape = np.asarray(ensure_tuple_rep(spatial_size, 3))

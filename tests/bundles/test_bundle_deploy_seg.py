@@ -16,8 +16,8 @@ from monai.deploy.operators.dicom_seg_writer_operator import DICOMSegmentationWr
 from monai.deploy.operators.dicom_series_to_volume_operator import DICOMSeriesToVolumeOperator
 from pydicom.sr.codedict import codes
 
-from monai_iunet.bundle.labels import label_values
-from monai_iunet.clinical.exports import write_dicom_series
+from monai_iunet.brats.datalist_convention import label_values
+from monai_iunet.data.synthetic_exports import write_dicom_series
 
 METADATA = Path(__file__).resolve().parents[2] / "bundles" / "brats_iunet" / "configs" / "metadata.json"
 STUDY = {

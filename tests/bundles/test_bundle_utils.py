@@ -9,18 +9,18 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
+from monai_iunet.brats.metrics import format_brats_metrics
 from monai_iunet.bundle import (
     AtomicCheckpointSaver,
     LatestCheckpointLoader,
     case_name_formatter,
     check_no_predictions,
-    ensure_dataset,
-    format_brats_metrics,
     latest_checkpoint,
     report_broken_cases,
     select_cases,
 )
 from monai_iunet.data import BrokenCaseError, build_datalist
+from monai_iunet.data.embedded_dataset import ensure_dataset
 
 
 def test_ensure_dataset_generates_only_when_missing_or_empty(tmp_path):

@@ -15,7 +15,8 @@ import pytest
 import SimpleITK as sitk
 from clinical_data import make_bundle_with_weights
 
-from monai_iunet.clinical import make_scanner_export, read_series
+from monai_iunet.clinical import read_series
+from monai_iunet.data.synthetic_exports import make_scanner_export
 
 APP = Path(__file__).resolve().parents[2] / "apps" / "brats_iunet_seg" / "app.py"
 

@@ -11,9 +11,9 @@ import pytest
 import SimpleITK as sitk
 from clinical_data import ncc, read_array
 
-from monai_iunet.clinical import make_scanner_export, read_series, register_rigid
-from monai_iunet.clinical.exports import ACQUISITIONS, SERIES_DESCRIPTIONS
+from monai_iunet.clinical import read_series, register_rigid
 from monai_iunet.clinical.preprocessing import resample_to_reference
+from monai_iunet.data.synthetic_exports import ACQUISITIONS, SERIES_DESCRIPTIONS, make_scanner_export
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ import SimpleITK as sitk
 from clinical_data import make_bundle_with_weights
 
 from monai_iunet.cli import main
-from monai_iunet.clinical import ClinicalInputError, make_scanner_export, read_series, segment
+from monai_iunet.clinical import ClinicalInputError, read_series, segment
+from monai_iunet.data.synthetic_exports import make_scanner_export
 
 MODALITIES = ("t1", "t1ce", "t2", "flair")
 

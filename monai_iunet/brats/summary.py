@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from monai_iunet.brats.metrics import format_brats_metrics
 from monai_iunet.bundle.checkpoints import read_model_record
-from monai_iunet.bundle.metrics import format_brats_metrics
 from monai_iunet.errors import InputNotFoundError
 
 __all__ = ["load_model_weights", "print_run_summary"]
