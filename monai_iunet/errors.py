@@ -13,7 +13,7 @@ Examples::
 
 from __future__ import annotations
 
-__all__ = ["InputNotFoundError", "OutputExistsError", "UserInputError"]
+__all__ = ["InputNotFoundError", "LabelConventionError", "OutputExistsError", "UserInputError"]
 
 
 class UserInputError(ValueError):
@@ -26,3 +26,10 @@ class InputNotFoundError(UserInputError, FileNotFoundError):
 
 class OutputExistsError(UserInputError, FileExistsError):
     """An output would replace existing results the user did not ask to replace; also a ``FileExistsError``."""
+
+
+class LabelConventionError(UserInputError):
+    """A label map is written in another label convention than its dataset's (1/2/4 in a Decathlon datastore, ...).
+
+    Not a broken case to skip: the labels are valid in the other convention and would train the wrong regions.
+    """

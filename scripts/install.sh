@@ -2,7 +2,7 @@
 # The README's first command: install this package with what the main job, the `monai-iunet` commands and the
 # clinical path use, on a fresh CPU machine, and nothing CUDA. The tests' extras (MONAI Deploy App SDK, MONAI
 # Label, memcnn, iunets, pytest, ...) are installed by scripts/install_tests.sh; CI (.ci/run) runs both.
-# On a GPU machine see the README ("On a GPU"): the CUDA torch wheel first, then `pip install -e ".[user]"`.
+# On a GPU machine see the README ("On a GPU"): the CUDA torch wheel first, then `pip install -e ".[standard]"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -15,7 +15,7 @@ if [ -n "$TORCH_INDEX_URL" ] && python -c "import sys, urllib.request; urllib.re
 else
     python -m pip install -q "torch==2.13.0"
 fi
-python -m pip install -q -e ".[user]"
+python -m pip install -q -e ".[standard]"
 python - <<'PY'
 import importlib.metadata as md
 import sys

@@ -10,7 +10,7 @@ python -m pip install -q -e ".[test,deploy]"
 # not import beside torch 2.13.0 and none of what the tests use needs it: install them without their
 # dependencies, and MONAI Label's other requirements from scripts/monailabel_requirements.txt (its list, less
 # torchvision and sam2). The constraint keeps torch, MONAI and NumPy as scripts/install.sh left them.
-python -m pip install -q --no-deps "memcnn==1.5.2" "iunets==0.1" "monailabel==0.8.5"
+python -m pip install -q --no-deps "memcnn==1.5.2" "iunets==0.1" "monailabel==0.8.5" "pydicom-seg==0.4.1"
 constraints="$(mktemp)"
 python -m pip freeze | grep -iE '^(torch|monai|numpy)==' > "$constraints"
 python -m pip install -q -r scripts/monailabel_requirements.txt -c "$constraints"

@@ -10,6 +10,7 @@ from monai.data import CacheDataset
 from monai.utils import str2bool
 
 from monai_iunet.data.checks import BROKEN_CASE_ADVICE, BrokenCaseError, check_case
+from monai_iunet.errors import LabelConventionError
 
 __all__ = ["CaseDataset"]
 
@@ -81,6 +82,8 @@ class CaseDataset(CacheDataset):
         try:
             return super()._load_cache_item(idx)
         except Exception as e:
+            if isinstance(_root_cause(e), LabelConventionError):
+                raise _root_cause(e) from e  # valid labels of another convention: not a broken case to skip
             self._errors[idx] = self._diagnose(idx, e)
             return None
 
@@ -92,6 +95,8 @@ class CaseDataset(CacheDataset):
                     raise self._errors[i]
                 return super()._transform(i)
             except Exception as e:
+                if isinstance(_root_cause(e), LabelConventionError):
+                    raise _root_cause(e) from e  # valid labels of another convention: not a broken case to skip
                 error = self._errors.setdefault(i, e if isinstance(e, BrokenCaseError) else self._diagnose(i, e))
                 if not self.skip_broken:
                     raise error from error.__cause__
