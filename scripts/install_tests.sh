@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-python -m pip install -q -e ".[test,deploy]"
+python -m pip install -q -e ".[test,deploy,ct,anatomy,plot]"
 # memcnn and iunets (engine="memcnn", the benchmarks' comparison) and MONAI Label declare torchvision, which does
 # not import beside torch 2.13.0 and none of what the tests use needs it: install them without their
 # dependencies, and MONAI Label's other requirements from scripts/monailabel_requirements.txt (its list, less
