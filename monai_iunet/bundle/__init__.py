@@ -29,6 +29,7 @@ from monai_iunet.bundle.predictions import (
     report_broken_cases,
     select_cases,
 )
+from monai_iunet.bundle.training_run import check_training_run
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -39,6 +40,7 @@ __all__ = [
     "ValidationLogger",
     "case_name_formatter",
     "check_no_predictions",
+    "check_training_run",
     "check_writable",
     "infer_case_by_case",
     "latest_checkpoint",
