@@ -4,7 +4,8 @@
 
 - a run from scratch refuses to replace an existing ``models/model.pt`` (as inference refuses to overwrite
   predictions): ``--overwrite True`` replaces it, ``--resume True`` continues that run, another ``--bundle_root``
-  starts a new one. Clients that fine-tune the model in place (MONAI Label's train task) skip ``initialize``.
+  starts a new one. A run that starts from that model (a ``CheckpointLoader`` of it among ``train#handlers``, as
+  MONAI Label's train task adds to fine-tune the model in place) replaces it as a continuation.
 
 A resume to another ``--epochs`` stretches the restored cosine schedule to it
 (:class:`~monai_iunet.bundle.LatestCheckpointLoader`).
@@ -13,6 +14,7 @@ A resume to another ``--epochs`` stretches the restored cosine schedule to it
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from monai.utils import str2bool
@@ -29,20 +31,38 @@ def _describe(model: Path) -> str:
     return f" ({', '.join(str(f) for f in facts)})" if facts else ""
 
 
-def check_training_run(ckpt_dir: str | os.PathLike, resume: bool = False, overwrite: bool = False) -> None:
+def _loads(handlers: Sequence[Mapping] | None, model: Path) -> bool:
+    """Whether one of the raw ``handlers`` configs is a ``CheckpointLoader`` of ``model``."""
+    for handler in handlers or []:
+        if isinstance(handler, Mapping) and str(handler.get("_target_", "")).endswith("CheckpointLoader"):
+            path = str(handler.get("load_path", ""))
+            if path and not path.startswith(("$", "@")) and Path(path).resolve() == model.resolve():
+                return True
+    return False
+
+
+def check_training_run(
+    ckpt_dir: str | os.PathLike,
+    resume: bool = False,
+    overwrite: bool = False,
+    handlers: Sequence[Mapping] | None = None,
+) -> None:
     """Refuse a training run from scratch that would replace a trained model.
 
     Args:
         ckpt_dir: the run's checkpoint folder (``models/``).
         resume: whether the run continues from the newest checkpoint in ``ckpt_dir``.
         overwrite: allow a run from scratch to replace ``ckpt_dir/model.pt``.
+        handlers: the raw ``train#handlers`` configs (``"%train#handlers"``): a ``CheckpointLoader`` of
+            ``model.pt`` among them makes the run a continuation of that model.
 
     Raises:
         OutputExistsError: a run from scratch would replace ``model.pt``.
     """
     model = Path(ckpt_dir) / "model.pt"
-    if not str2bool(resume) and model.exists() and not str2bool(overwrite):
-        raise OutputExistsError(
-            f"{model} already holds a trained model{_describe(model)}; pass --overwrite True to replace it, "
-            "--resume True to continue that run, or train into another --bundle_root."
-        )
+    if str2bool(resume) or str2bool(overwrite) or not model.exists() or _loads(handlers, model):
+        return
+    raise OutputExistsError(
+        f"{model} already holds a trained model{_describe(model)}; pass --overwrite True to replace it, "
+        "--resume True to continue that run, or train into another --bundle_root."
+    )

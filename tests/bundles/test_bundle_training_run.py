@@ -58,3 +58,13 @@ def test_resume_to_more_epochs_stretches_the_cosine_schedule(tmp_path):
         lrs.append(optimizer.param_groups[0]["lr"])
     assert lrs[0] == pytest.approx(0.003 * (1 - 2**-0.5) / 2)  # epoch 3 of 4: (1 + cos(3π/4)) / 2
     assert lrs[1] == pytest.approx(0.0, abs=1e-12)  # and the schedule ends at the new last epoch
+
+
+def test_a_run_that_starts_from_the_model_may_replace_it(tmp_path):
+    """MONAI Label's train task fine-tunes model.pt in place: it adds a CheckpointLoader of it to train#handlers."""
+    _trained(tmp_path / "models")
+    loader = {"_target_": "CheckpointLoader", "load_path": str(tmp_path / "models" / "model.pt"), "load_dict": {}}
+    check_training_run(tmp_path / "models", handlers=[loader, {"_target_": "LrScheduleHandler"}])
+    other = {**loader, "load_path": str(tmp_path / "elsewhere.pt")}
+    with pytest.raises(OutputExistsError):
+        check_training_run(tmp_path / "models", handlers=[other])
