@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from monai.utils import str2bool
 
@@ -31,13 +32,15 @@ def _describe(model: Path) -> str:
     return f" ({', '.join(str(f) for f in facts)})" if facts else ""
 
 
-def _loads(handlers: Sequence[Mapping] | None, model: Path) -> bool:
-    """Whether one of the raw ``handlers`` configs is a ``CheckpointLoader`` of ``model``."""
+def _loads(handlers: Sequence[Any] | None, model: Path) -> bool:
+    """Whether one of ``handlers`` (objects, or their configs) is a ``CheckpointLoader`` of ``model``."""
     for handler in handlers or []:
-        if isinstance(handler, Mapping) and str(handler.get("_target_", "")).endswith("CheckpointLoader"):
-            path = str(handler.get("load_path", ""))
-            if path and not path.startswith(("$", "@")) and Path(path).resolve() == model.resolve():
-                return True
+        if isinstance(handler, Mapping):
+            name, path = str(handler.get("_target_", "")), str(handler.get("load_path", ""))
+        else:
+            name, path = type(handler).__name__, str(getattr(handler, "load_path", ""))
+        if name.endswith("CheckpointLoader") and path and Path(path).resolve() == model.resolve():
+            return True
     return False
 
 
@@ -45,7 +48,7 @@ def check_training_run(
     ckpt_dir: str | os.PathLike,
     resume: bool = False,
     overwrite: bool = False,
-    handlers: Sequence[Mapping] | None = None,
+    handlers: Sequence[Any] | None = None,
 ) -> None:
     """Refuse a training run from scratch that would replace a trained model.
 
@@ -53,8 +56,8 @@ def check_training_run(
         ckpt_dir: the run's checkpoint folder (``models/``).
         resume: whether the run continues from the newest checkpoint in ``ckpt_dir``.
         overwrite: allow a run from scratch to replace ``ckpt_dir/model.pt``.
-        handlers: the raw ``train#handlers`` configs (``"%train#handlers"``): a ``CheckpointLoader`` of
-            ``model.pt`` among them makes the run a continuation of that model.
+        handlers: the training handlers (``"@train#handlers"``): a ``CheckpointLoader`` of ``model.pt`` among
+            them makes the run a continuation of that model.
 
     Raises:
         OutputExistsError: a run from scratch would replace ``model.pt``.

@@ -187,7 +187,9 @@ def test_zoo_workflows_properties_and_one_epoch_train_then_infer(bundle, tmp_pat
         "bundle_root": str(bundle),
         "dataset_dir": str(bundle.parent / "data"),
     }
-    trainer = ConfigWorkflow(workflow_type="train", config_file=str(configs / "train.json"), epochs=1, **common)
+    trainer = ConfigWorkflow(  # overwrite: a training run refuses to replace the fixture's trained model.pt otherwise
+        workflow_type="train", config_file=str(configs / "train.json"), epochs=1, overwrite=True, **common
+    )
     trainer.initialize()
     assert not trainer.check_properties()  # training itself ran in the fixture (one epoch: model.pt exists)
     output = tmp_path / "predictions"
