@@ -13,10 +13,10 @@ training, and every width is scaled by ``--width-scale`` (default 1/2: iUNet-16 
 128), the U-Net with blowup 12): the same structure as the paper's models, sized for a shared CPU. The paper-sized
 models are in ``bundles/brats_iunet/configs/paper_*.json``.
 
-Run (about 45 minutes on a shared CPU), then render the report from the cached json::
+The results go to ``benchmarks/results/brats_comparison_cpu.json``, and its tables into ``docs/brats_comparison.md``
+(:mod:`benchmarks.render`; the text around them is written by hand). Run (about 45 minutes on a shared CPU)::
 
     OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks.brats_comparison --data-dir /tmp/brats_mni152
-    python -m benchmarks.brats_comparison --render --reading reading.md
     python -m benchmarks.brats_comparison --anatomy-figure    # docs/synthetic_mni152.png
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import sys
@@ -33,16 +34,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._brats_comparison_report import DOC, REGIONS, RESULTS, anatomy_figure, prediction_figure, render
+from monai_iunet.brats import REGION_ORDER
+
+from ._brats_figures import anatomy_figure, prediction_figure
 from ._measure import measure_peak, set_mmap_threshold
 from .paper_configs import build_paper_model
 
+__all__ = ["cost_table", "results_table", "run"]
+
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "brats_comparison_cpu.json"
 DEFAULT_MODELS = ("iunet16", "iunet32", "unet", "segresnet", "iunet_equal_memory")
 
 
 def _datalist(data_dir: Path, num_train: int, num_val: int, size, seed: int) -> tuple[list, list]:
     """Generate (once) ``num_train + num_val`` MNI152 cases into ``data_dir``; return the two datalists."""
+    from monai_iunet.brats import BRATS2021_LAYOUT
     from monai_iunet.data import generate_synthetic_brats
     from monai_iunet.data.synthetic_anatomy import mni152_spacing
 
@@ -57,8 +64,8 @@ def _datalist(data_dir: Path, num_train: int, num_val: int, size, seed: int) -> 
         cases = sorted(data_dir.glob("SynthBraTS_*"))
     items = [
         {
-            "image": [str(c / f"{c.name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")],
-            "label": str(c / f"{c.name}_seg.nii.gz"),
+            "image": [str(c / f"{stem}.nii.gz") for stem in BRATS2021_LAYOUT.file_stems(c.name)],
+            "label": str(c / f"{BRATS2021_LAYOUT.label_stem(c.name)}.nii.gz"),
         }
         for c in cases[:total]
     ]
@@ -178,9 +185,9 @@ def _evaluate(net, val_cached, crop: int, overlap: float) -> tuple[dict, np.ndar
     d = dice.aggregate().numpy()  # (cases, 3) TC, WT, ET
     s = sens.aggregate()[0].numpy()
     scores = {}
-    for i, region in enumerate(REGIONS):
-        scores[f"dice_{region}"] = float(np.nanmean(d[:, i]))
-        scores[f"sensitivity_{region}"] = float(np.nanmean(s[:, i]))
+    for i, region in enumerate(REGION_ORDER):
+        scores[f"dice_{region.name}"] = float(np.nanmean(d[:, i]))
+        scores[f"sensitivity_{region.name}"] = float(np.nanmean(s[:, i]))
     scores["eval_seconds"] = time.perf_counter() - t0
     return scores, first
 
@@ -201,7 +208,7 @@ def run(args: argparse.Namespace) -> dict:
     results = _load() if args.resume else {}
     threads, argv = os.environ.get("OMP_NUM_THREADS", ""), sys.argv[1:]
     command = f"OMP_NUM_THREADS={threads} nice -n 10 python -m benchmarks.brats_comparison {shlex.join(argv)}"
-    settings = {k: v for k, v in vars(args).items() if k not in ("render", "resume", "reading", "anatomy_figure")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("render", "resume", "anatomy_figure")}
     if not results:  # a resumed run adds models; the first run's command and settings stay the report's
         results.update({"command": command, "settings": settings, "torch": torch.__version__})
         results["threads"] = torch.get_num_threads()
@@ -247,6 +254,41 @@ def _save(results: dict) -> None:
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
 
+#: the paper's Table 2 columns: Dice, then sensitivity, each ET, WT, TC
+_COLUMNS = [(k, r.name) for k in ("dice", "sensitivity") for r in reversed(REGION_ORDER)]
+
+
+def _cells(values) -> str:
+    return " | ".join("—" if v is None or math.isnan(v) else f"{v:.3f}" for v in values)
+
+
+def results_table(results: dict) -> str:
+    """Dice and sensitivity per region (ET, WT, TC, the paper's column order) of every model."""
+    head = " | ".join(("Dice" if k == "dice" else "Sens.") + f" {r}" for k, r in _COLUMNS)
+    lines = [f"| model | {head} |", "|---|" + "---:|" * len(_COLUMNS)]
+    for m in results["models"].values():
+        lines.append(f"| {m['label']} | " + _cells(m[f"{k}_{r}"] for k, r in _COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def cost_table(results: dict) -> str:
+    """Parameters, planned and measured peak memory, step time and how far each model trained."""
+    lines = [
+        "| model | network | parameters | planned peak (MiB) | measured peak (MiB) | step time (s) | steps | "
+        "epochs | capped |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for m in results["models"].values():
+        config = m["config"]
+        widths = config.get("channels") or config.get("features") or [config.get("init_filters")]
+        lines.append(
+            f"| {m['label']} | `{config['_target_'].split('.')[-1]}` {tuple(widths)} | {m['params']:,} | "
+            f"{m['planned_peak_bytes'] / 2**20:,.0f} | {m['measured_peak_bytes'] / 2**20:,.0f} | "
+            f"{m['step_time_s']:.2f} | {m['steps']} | {m['epochs_completed']} | {'yes' if m['capped'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default="/tmp/brats_mni152", help="where the synthetic cases are generated")
@@ -265,8 +307,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="keep models already in the results json")
     parser.add_argument("--tag", default="", help="suffix of the models' keys, for extra runs with other settings")
-    parser.add_argument("--render", action="store_true", help="only write docs/brats_comparison.md from the json")
-    parser.add_argument("--reading", help="a markdown file with the reading of the results, stored in the json")
+    parser.add_argument("--render", action="store_true", help="only render the doc's tables from the json")
     parser.add_argument("--anatomy-figure", action="store_true", help="only write docs/synthetic_mni152.png")
     args = parser.parse_args(argv)
     if args.anatomy_figure:
@@ -274,12 +315,9 @@ def main(argv=None) -> int:
         return 0
     if not args.render:
         run(args)
-    if args.reading:  # the interpretation, kept in the json beside the numbers it reads
-        results = _load()
-        results["reading"] = Path(args.reading).read_text().strip().split("\n")
-        _save(results)
-    DOC.write_text(render(_load()))
-    print(f"wrote {DOC}")
+    from .render import render_docs
+
+    print("rewrote", *render_docs() or ["nothing: the docs' tables were up to date"])
     return 0
 
 

@@ -32,11 +32,12 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from monai_iunet.brats import MODALITY_ORDER, Modality
 from monai_iunet.clinical import BundleSegmenter, read_series, register_rigid, segment
 from monai_iunet.clinical.preprocessing import resample_to_reference
 from monai_iunet.data.synthetic_exports import make_scanner_export
 
-MOVED = ("t1", "t2", "flair")
+MOVED = tuple(m for m in MODALITY_ORDER if m != Modality.T1CE)
 
 
 def _ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
@@ -49,12 +50,15 @@ def _array(path) -> np.ndarray:
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * np.logical_and(a, b).sum() / max(a.sum() + b.sum(), 1))
+    """Whole-tumour Dice of two WT masks by the package's evaluator (both empty: 1)."""
+    from monai_iunet.brats.evaluation import dice_and_hd95
+
+    return dice_and_hd95(np.asarray(a, bool), np.asarray(b, bool))[0]
 
 
 def registration_accuracy(export: dict) -> dict[str, dict[str, float]]:
     """NCC (registered, unregistered) and TRE of each moved modality of one export."""
-    reference = read_series("t1ce", export["dicom"]["t1ce"]).image
+    reference = read_series(Modality.T1CE, export["dicom"][Modality.T1CE]).image
     mask = _array(export["truth"]["brain_mask"]) > 0
     motion = json.loads(Path(export["truth"]["motion"]).read_text())
     points = [reference.TransformIndexToPhysicalPoint([int(i) for i in p[::-1]]) for p in np.argwhere(mask)[::53]]
@@ -83,14 +87,14 @@ def dice_export_vs_aligned(export: dict, segmenter: BundleSegmenter, workdir: Pa
     truth = _array(export["truth"]["seg"]) > 0
     segment(**export["dicom"], output=workdir / "out", segmenter=segmenter, overwrite=True)
     on_export = _array(workdir / "out" / "segmentation.nii.gz") > 0
-    aligned = segmenter({m: export["truth"][m] for m in ("t1", "t1ce", "t2", "flair")})  # (x, y, z)
+    aligned = segmenter({m: export["truth"][m] for m in MODALITY_ORDER})  # (x, y, z)
     return {"dice_export": _dice(on_export, truth), "dice_aligned": _dice(np.transpose(aligned, (2, 1, 0)) > 0, truth)}
 
 
 def preprocessing_time(size: tuple[int, int, int], threads: int, folder: Path) -> dict:
     """Wall and CPU seconds to read (DICOM), register and resample four series of ``size`` with ``threads`` ITK
     threads (the export is written to ``folder`` once and reused)."""
-    dicom = {m: folder / "dicom" / m for m in ("t1", "t1ce", "t2", "flair")}
+    dicom = {m: folder / "dicom" / m for m in MODALITY_ORDER}
     if not all(d.is_dir() for d in dicom.values()):
         dicom = make_scanner_export(folder, spatial_size=size, seed=100, formats=("dicom",))["dicom"]
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
@@ -105,7 +109,7 @@ def preprocessing_time(size: tuple[int, int, int], threads: int, folder: Path) -
         return out
 
     series = {m: timed("read", read_series, m, dicom[m]) for m in dicom}
-    reference = series["t1ce"].image
+    reference = series[Modality.T1CE].image
     for name in MOVED:
         result = timed("register", register_rigid, reference, series[name].image)
         timed("resample", resample_to_reference, series[name].image, reference, result.transform)

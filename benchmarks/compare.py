@@ -5,8 +5,8 @@ The step is forward, ``monai.losses.DiceLoss(sigmoid=True)``, backward and an Ad
 peak RSS over the first step with ``MALLOC_MMAP_THRESHOLD_=65536`` (``torch.cuda.max_memory_allocated`` on GPU),
 time the median of ``--steps`` steps after a warm-up step in another process without that setting. Next to each
 IUNet measurement stands the prediction of :func:`monai_iunet.planner.estimate_memory`, made without running the
-step. Results accumulate in ``benchmarks/results/compare_<device>.json``; ``docs/benchmarks.md`` and
-``docs/benchmarks.png`` are rewritten from them (with :mod:`benchmarks.fit_budget`'s results, if any).
+step. Results accumulate in ``benchmarks/results/compare_<device>.json``; ``docs/benchmarks.png`` is redrawn and the
+tables of ``docs/benchmarks.md`` are rendered from them (:mod:`benchmarks.render`; the text is written by hand).
 
 Usage::
 
@@ -234,7 +234,7 @@ def main() -> None:
     parser.add_argument("--no-time", action="store_true", help="measure memory (and predictions) only")
     parser.add_argument("--no-estimate", action="store_true", help="skip the planner's predictions")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per child process (default: 1800)")
-    parser.add_argument("--no-report", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument("--no-report", action="store_true", help="leave docs/benchmarks.md and its figure alone")
     parser.add_argument("--resume", action="store_true", help="keep measurements already in the results file")
     parser.add_argument("--only-estimate", action="store_true", help="recompute predictions only, measure nothing")
     parser.add_argument("--retime", action="store_true", help="keep memory measurements, measure step times again")
@@ -267,14 +267,27 @@ def main() -> None:
     if args.quick:
         print(f"(results in {results_path(args.device, True)}; docs/benchmarks.md comes from the full run)")
     elif not args.no_report:
-        from ._report import write_report
-
         command = "python -m benchmarks.compare " + " ".join(sys.argv[1:])
         results["meta"].setdefault("commands", [])
         if command.strip() not in results["meta"]["commands"]:
             results["meta"]["commands"].append(command.strip())
         save_results(results, args.device)
-        print("wrote", *write_report(args.device))
+        write_docs(args.device)
+
+
+def write_docs(device: str) -> None:
+    """Redraw ``docs/benchmarks.png`` and render the docs' tables, from the CPU results (a GPU run keeps its json)."""
+    if not device.startswith("cpu"):
+        print(f"results in {results_path(device)}; docs/benchmarks.md shows the CPU results")
+        return
+    from ._figure import plot_results
+    from .render import render_docs
+
+    fit_path = RESULTS / "fit_cpu.json"
+    fit = json.loads(fit_path.read_text()) if fit_path.exists() else {}
+    if plot_results(load_results("cpu")["runs"], fit, HERE.parent / "docs" / "benchmarks.png"):
+        print("wrote docs/benchmarks.png")
+    print("rewrote", *render_docs() or ["nothing: the docs' tables were up to date"])
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 A 3D iUNet and a MONAI 3D U-Net of comparable size learn to map FBP reconstructions of undersampled, noisy
 parallel-beam scans of foam phantoms to the phantoms, with the same data, the same batches in the same order, the
 same optimiser and the same wall-clock budget each. Then both restore the whole test volumes, scored with MONAI's
-PSNR and SSIM, and the script writes ``docs/ct_postprocessing.md`` (the table in the paper's form, the command and
-the settings) and ``docs/ct_postprocessing.png`` (one test slice: FBP, U-Net, iUNet, truth, as the paper's Fig. 6).
+PSNR and SSIM. The script writes its results to ``benchmarks/results/ct_postprocessing_cpu.json`` (whose tables
+:mod:`benchmarks.render` puts into ``docs/ct_postprocessing.md``; the text there is written by hand) and
+``docs/ct_postprocessing.png`` (one test slice: FBP, U-Net, iUNet, truth, as the paper's Fig. 6).
 
 The two architectures, as in the paper:
 
@@ -23,7 +24,7 @@ alike, and both see the same batches in the same order.
 Usage::
 
     python -m benchmarks.ct_comparison                        # the documented run, about 20 minutes on 2 cores
-    python -m benchmarks.ct_comparison --budget_s 20 --num_train 4 --num_test 2 --spatial_size 32 --output /tmp/x.md
+    python -m benchmarks.ct_comparison --budget_s 20 --num_train 4 --num_test 2 --spatial_size 32 --results /tmp/ct.json
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,12 +50,9 @@ from torch import nn
 from monai_iunet import IUNet
 from monai_iunet.data.foam_ct import ensure_foam_ct_dataset
 
-PAPER_TABLE = {  # Etmann et al. 2020, Table 1: (scales, blowup) -> (U-Net SSIM, PSNR, iUNet SSIM, PSNR)
-    (4, 4): (0.302, 13.29, 0.568, 14.00),
-    (4, 8): (0.416, 13.89, 0.780, 14.99),
-    (8, 4): (0.236, 12.42, 0.768, 15.10),
-    (8, 8): (0.425, 13.92, 0.829, 15.82),
-}
+RESULTS = Path(__file__).resolve().parent / "results" / "ct_postprocessing_cpu.json"
+
+__all__ = ["evaluate", "make_iunet", "make_unet", "results_table", "train_interleaved", "training_table"]
 
 
 def make_iunet(blowup: int, scales: int, blocks: int) -> IUNet:
@@ -150,133 +149,45 @@ def save_figure(outputs: dict[str, torch.Tensor], panels: list[tuple[str, str]],
     plt.close(fig)
 
 
-def verdict(row: dict) -> str:
-    """Which model wins which metric in one row of the table, by how much, and how many steps each took."""
-    ssim, psnr = row["iunet"][1] - row["unet"][1], row["iunet"][0] - row["unet"][0]
-    ssim_winner, psnr_winner = ("3D iUNet" if diff > 0 else "3D U-Net" for diff in (ssim, psnr))
-    if ssim_winner == psnr_winner:
-        wins = f"the {ssim_winner} wins both metrics (SSIM +{abs(ssim):.3f}, PSNR +{abs(psnr):.2f} dB)"
-    else:
-        wins = (
-            f"the {ssim_winner} has the higher SSIM (+{abs(ssim):.3f}), "
-            f"the {psnr_winner} the higher PSNR (+{abs(psnr):.2f} dB)"
-        )
-    return (
-        f"scales {row['scales']}, blowup {row['blowup']}: {wins}; steps within the budget: U-Net "
-        f"{row['unet_train']['steps']}, iUNet {row['iunet_train']['steps']}."
-    )
-
-
-def write_report(
-    args: argparse.Namespace,
-    rows: list[dict],
-    figure: str,
-    command: str,
-    load: list[float],
-    elapsed_s: float,
-) -> str:
-    fbp = rows[0]["fbp"]
+def results_table(results: dict) -> str:
+    """SSIM and PSNR of both models per (scales, blowup), in the form of the paper's Table 1."""
     lines = [
-        "# CT post-processing: 3D iUNet vs 3D U-Net on foam phantoms",
-        "",
-        "The experiment of the iUNet paper's §4.1 (Table 1, Fig. 6) at a scale this project's CPU machines train in",
-        "minutes: learned post-processing of FBP reconstructions of undersampled, noisy parallel-beam CT scans of foam",
-        "phantoms (Pelt et al. 2018), the CT axis a perturbed diagonal of the volume. Produced by",
-        "`python -m benchmarks.ct_comparison`:",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        f"The whole run (dataset generation, training, evaluation) took {elapsed_s / 60:.0f} minutes on this machine.",
-        "",
-        "## Results",
-        "",
-        f"Mean over {args.num_test} test volumes of {args.spatial_size}³ voxels (whole volumes), "
-        f"after {args.budget_s:.0f} s of training per model. The FBP input itself scores "
-        f"SSIM {fbp[1]:.3f}, PSNR {fbp[0]:.2f} dB.",
-        "",
         "| scales | channel blowup | 3D U-Net SSIM | 3D U-Net PSNR | 3D iUNet SSIM | 3D iUNet PSNR |",
         "|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for r in results["rows"]:
         lines.append(
             f"| {r['scales']} | {r['blowup']} | {r['unet'][1]:.3f} | {r['unet'][0]:.2f} | "
             f"{r['iunet'][1]:.3f} | {r['iunet'][0]:.2f} |"
         )
-    lines += ["", "Reading:", ""]
-    lines += [f"- {verdict(r)}" for r in rows]
-    lines += [
-        f"- All models are far from converged after {args.budget_s:.0f} s. The iUNet starts as the identity, at the "
-        "FBP's scores, the U-Net from scratch: a short budget favours the start from the identity, which is the "
-        "paper's argument for it (§4.1), so this table says more about the first minutes of training than about "
-        "converged accuracy.",
-        "",
-        "Training details per model (steps taken within the budget, final smoothed training loss, parameters):",
-        "",
+    return "\n".join(lines)
+
+
+def training_table(results: dict) -> str:
+    """Steps taken within the budget, seconds, final smoothed training loss and parameters of every model."""
+    lines = [
         "| scales | blowup | model | parameters | steps | seconds | training MSE |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for r in results["rows"]:
         for key, label in (("unet", "3D U-Net"), ("iunet", "3D iUNet")):
             s = r[f"{key}_train"]
             lines.append(
                 f"| {r['scales']} | {r['blowup']} | {label} | {r[f'{key}_params']:,} | {s['steps']} | "
                 f"{s['seconds']:.0f} | {s['loss']:.4f} |"
             )
-    lines += [
-        "",
-        "For reference, the paper's Table 1 (256³ volumes, 180 training volumes, GPU training to convergence):",
-        "",
-        "| scales | channel blowup | 3D U-Net SSIM | 3D U-Net PSNR | 3D iUNet SSIM | 3D iUNet PSNR |",
-        "|---|---|---|---|---|---|",
-    ]
-    for (scales, blowup), (us, up, is_, ip) in PAPER_TABLE.items():
-        lines.append(f"| {scales} | {blowup} | {us:.3f} | {up:.2f} | {is_:.3f} | {ip:.2f} |")
-    lines += [
-        "",
-        f"![One test slice: FBP, 3D U-Net, 3D iUNet, ground truth]({os.path.basename(figure)})",
-        "",
-        f"One slice through the first test volume, blowup {rows[-1]['blowup']}: FBP input, 3D U-Net, 3D iUNet, "
-        "ground truth (grey scale 0 to 1).",
-        "",
-        "## Settings",
-        "",
-        f"- Data: {args.num_train} training and {args.num_test} test volumes of {args.spatial_size}³ voxels "
-        f"(`monai_iunet.data.foam_ct`, seed {args.seed}): foam phantoms drawn at twice the resolution and "
-        f"downsampled trilinearly; {args.num_angles} projection angles over 180°, {args.photons:g} incident photons "
-        "per detector pixel (Poisson noise), ramp-filtered FBP (scikit-image), rotation axis the volume's diagonal "
-        "tilted by a random angle (half-normal, scale 5°).",
-        f"- Training: random {args.crop}³ crops (whole volumes if 0), random flips and 90° rotations, batch size "
-        f"{args.batch_size}, squared ℓ2 loss (`MSELoss`), Adam with learning rate {args.lr:g}; both models get the "
-        f"same batches in the same order and {args.budget_s:.0f} s of their own step time each, on "
-        f"{torch.get_num_threads()} CPU thread(s) (`torch {torch.__version__}`). The machine was shared: its 1-minute "
-        f"load average was {min(load):.1f} to {max(load):.1f} on {os.cpu_count()} cores around training, so the step "
-        "counts are lower than on an idle machine; the interleaving shares that load between the two models.",
-        f"- 3D iUNet: `IUNet(channels=blowup·2^l, blocks={args.blocks})`, additive couplings on half of the channels, "
-        "layer norm, learnable Haar-initialised invertible resampling, identity initialisation, memory-efficient "
-        "backpropagation.",
-        "- 3D U-Net: MONAI `DynUNet`, two 3×3×3 convolutions per level (strided convolution down, transposed "
-        "convolution up), `filters=blowup·2^l`, layer norm (GroupNorm with one group), LeakyReLU.",
-        "- Metrics: MONAI `PSNRMetric(max_val=1)` and `SSIMMetric(spatial_dims=3, data_range=1)` on the raw network "
-        "output against the phantom (values 0 to 1), whole test volumes.",
-        "",
-        "## Differences from the paper",
-        "",
-        "- Scale: 64³ or smaller instead of 256³ volumes, tens of training volumes instead of 180, minutes of CPU",
-        "  training instead of training to convergence on GPUs; 8 scales need at least 128³ volumes and are left out.",
-        "  The absolute numbers are not comparable with the paper's; the comparison of the two models is the point.",
-        "- Training on random crops (the paper trained on whole volumes); evaluation is on whole volumes.",
-        "- The CT is simulated at the target resolution (the paper simulated at 512³ and downsampled to 256³).",
-        "",
-    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data_dir", default="data/foam_ct_benchmark", help="dataset folder (generated if empty)")
-    parser.add_argument("--output", default="docs/ct_postprocessing.md", help="the report; the PNG goes beside it")
+    parser.add_argument(
+        "--results",
+        default=str(RESULTS),
+        help="the results JSON; the PNG goes beside it unless it is "
+        "the default, whose figure is docs/ct_postprocessing.png and whose tables go into the doc",
+    )
     parser.add_argument("--spatial_size", type=int, default=64)
     parser.add_argument("--num_train", type=int, default=32)
     parser.add_argument("--num_test", type=int, default=8)
@@ -351,14 +262,22 @@ def main(argv: list[str] | None = None) -> None:
             row[f"{name}_params"] = sum(p.numel() for p in model.parameters())
         rows.append(row)
 
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    figure = os.path.splitext(args.output)[0] + ".png"
+    results = Path(args.results)
+    default = results.resolve() == RESULTS
+    figure = RESULTS.parents[2] / "docs" / "ct_postprocessing.png" if default else results.with_suffix(".png")
+    results.parent.mkdir(parents=True, exist_ok=True)
     save_figure(
-        outputs, [("FBP", "FBP"), ("unet", "3D U-Net"), ("iunet", "3D iUNet"), ("truth", "ground truth")], figure
+        outputs, [("FBP", "FBP"), ("unet", "3D U-Net"), ("iunet", "3D iUNet"), ("truth", "ground truth")], str(figure)
     )
-    with open(args.output, "w") as f:
-        f.write(write_report(args, rows, figure, command, load, time.time() - t0))
-    log(f"wrote {args.output} and {figure} ({time.time() - t0:.0f}s in all)")
+    settings = {k: v for k, v in vars(args).items() if k not in ("data_dir", "results")}
+    record = {"command": command, "settings": settings, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    record.update(load_average=[min(load), max(load)], elapsed_s=time.time() - t0, rows=rows)
+    results.write_text(json.dumps(record, indent=1) + "\n")
+    log(f"wrote {results} and {figure} ({time.time() - t0:.0f}s in all)")
+    if default:
+        from .render import render_docs
+
+        log(f"rewrote {render_docs() or 'nothing: the tables were up to date'}")
 
 
 if __name__ == "__main__":

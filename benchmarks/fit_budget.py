@@ -325,16 +325,15 @@ def main() -> None:
     new = volumes(args, runner)
     done = {(v["model"], v["width"]) for v in new}
     fit["volumes"] = [v for v in fit.get("volumes", []) if (v["model"], v["width"]) not in done] + new
-    fit["method"] = __doc__.split("\n\n")[1].replace("\n", " ")
     if not args.no_crop:
         fit["crop"] = crop(args, runner)
     command = "python -m benchmarks.fit_budget " + " ".join(sys.argv[1:])
     fit["commands"] = sorted(set(fit.get("commands", [])) | {command.strip()})
     _save(path, fit)
     print(f"{time.time() - start:.0f} s", flush=True)
-    from ._report import write_report
+    from .compare import write_docs
 
-    print("wrote", *write_report(args.device))
+    write_docs(args.device)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Subcommands:
 
 - ``generate-brats OUT``: write a synthetic BraTS-like dataset (BraTS 2018–2021 folder layout) into ``OUT``.
 - ``run ...``: run a bundle, with the arguments of ``python -m monai.bundle run`` (:mod:`monai_iunet.bundle.run`).
+- ``evaluate --pred DIR --ref DIR --convention C``: score predicted BraTS label maps (:mod:`monai_iunet.brats.cli`).
 - ``segment ...`` / ``generate-exports OUT``: scanner series to a segmentation, synthetic scanner exports
   (:mod:`monai_iunet.clinical`).
 
@@ -44,6 +45,8 @@ def _generate_brats(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``monai-iunet``: one subparser per subcommand, each with its ``func``."""
+    from monai_iunet.brats.layouts import BRATS2021_LAYOUT, LAYOUTS
+
     parser = argparse.ArgumentParser(prog="monai-iunet", description="Invertible U-Nets (iUNets) for MONAI.")
     subparsers = parser.add_subparsers(dest="command", required=True)
 
@@ -68,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     brats.add_argument("--prefix", default="SynthBraTS", help="case-name prefix (default: SynthBraTS)")
     brats.add_argument(
         "--layout",
-        choices=("brats2021", "brats2023", "msd"),
-        default="brats2021",
+        choices=tuple(LAYOUTS),
+        default=BRATS2021_LAYOUT.name,
         help="folder layout: BraTS 2018-2021, BraTS 2023 or Decathlon Task01 (default: brats2021)",
     )
     brats.add_argument(
@@ -84,7 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_parser(subparsers)
     _add_bundle_parser(subparsers)
     _add_clinical_parsers(subparsers)
+    _add_evaluate_parser(subparsers)
     return parser
+
+
+def _add_evaluate_parser(subparsers) -> None:
+    """``evaluate``: score predicted BraTS label maps against references (:mod:`monai_iunet.brats.cli`)."""
+    from monai_iunet.brats.cli import add_evaluate_parser
+
+    add_evaluate_parser(subparsers)
 
 
 def _add_clinical_parsers(subparsers) -> None:

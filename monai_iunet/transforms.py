@@ -17,15 +17,15 @@ import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
 from monai.transforms import Spacingd as MonaiSpacingd
-from monai.utils import convert_to_dst_type, look_up_option
+from monai.utils import convert_to_dst_type
 
+from monai_iunet.brats import BRATS2021, MODALITY_ORDER, LabelConvention
+from monai_iunet.brats import label_convention as find_convention
 from monai_iunet.brats.case_convention import case_label_convention, check_label_convention
 from monai_iunet.data.checks import array_problems
-from monai_iunet.data.layouts import BRATS_LAYOUTS
 from monai_iunet.errors import UserInputError
 
 __all__ = [
-    "LABEL_CONVENTIONS",
     "Spacingd",
     "CheckCased",
     "CheckCaseD",
@@ -36,18 +36,7 @@ __all__ = [
     "ConvertBratsChannelsToLabelsDict",
     "SpacingD",
     "SpacingDict",
-    "brats_label_values",
 ]
-
-LABEL_CONVENTIONS = tuple(BRATS_LAYOUTS)
-"""The label conventions a BraTS label map can be written in: those of the dataset layouts (``"brats2021"``:
-1 necrotic core, 2 edema, 4 enhancing; ``"brats2023"``: 1, 2, 3, i.e. consecutive labels, as DICOM-SEG writers and
-MONAI Label need; ``"msd"``: 2, 1, 3)."""
-
-
-def brats_label_values(label_convention: str) -> dict[str, int]:
-    """The label value per region (``{"necrosis", "edema", "enhancing"}``) of one of :data:`LABEL_CONVENTIONS`."""
-    return dict(BRATS_LAYOUTS[look_up_option(str(label_convention).lower(), LABEL_CONVENTIONS)]["labels"])
 
 
 class CheckCased(MapTransform):
@@ -71,8 +60,8 @@ class CheckCased(MapTransform):
         image_key: str = "image",
         label_key: str = "label",
         num_channels: int = 4,
-        label_values: Sequence[int] = (1, 2, 4),
-        channel_names: Sequence[str] = ("FLAIR", "T1", "T1ce", "T2"),
+        label_values: Sequence[int] = BRATS2021.values,
+        channel_names: Sequence[str] = tuple(m.title for m in MODALITY_ORDER),
     ) -> None:
         super().__init__(keys=(image_key, label_key), allow_missing_keys=True)
         self.image_key = image_key
@@ -117,24 +106,29 @@ class ConvertBratsChannelsToLabels(Transform):
 
     The inverse of ``monai.transforms.ConvertToMultiChannelBasedOnBratsClasses``: enhancing tumour where the ET channel
     is set; else necrotic core where TC is set; else edema where WT is set; else background. The label values are
-    those of the dataset's convention (BraTS 2018–2021: 1, 2, 4; BraTS 2023: 1, 2, 3; MSD Task01: 2, 1, 3).
+    those of the dataset's convention (:mod:`monai_iunet.brats.labels`; BraTS 2018–2021: 1, 2, 4; BraTS 2023: 1, 2, 3;
+    MSD Task01: 2, 1, 3).
 
     Args:
         necrosis: label value of the necrotic / non-enhancing tumour core.
         edema: label value of the edema.
         enhancing: label value of the enhancing tumour.
-        label_convention: one of :data:`LABEL_CONVENTIONS`; if given, its values replace the three above.
+        label_convention: a :class:`~monai_iunet.brats.LabelConvention` or the name of one of
+            :data:`~monai_iunet.brats.CONVENTIONS`; if given, its values replace the three above.
 
     Shapes:
         ``(3, *spatial)`` (channels TC, WT, ET; bool or 0/1) → ``(1, *spatial)``.
     """
 
     def __init__(
-        self, necrosis: int = 1, edema: int = 2, enhancing: int = 4, label_convention: str | None = None
+        self,
+        necrosis: int = BRATS2021.necrosis,
+        edema: int = BRATS2021.edema,
+        enhancing: int = BRATS2021.enhancing,
+        label_convention: str | LabelConvention | None = None,
     ) -> None:
         if label_convention is not None:
-            values = brats_label_values(label_convention)
-            necrosis, edema, enhancing = values["necrosis"], values["edema"], values["enhancing"]
+            necrosis, edema, enhancing = find_convention(label_convention).values
         self.necrosis = necrosis
         self.edema = edema
         self.enhancing = enhancing
@@ -158,7 +152,8 @@ class ConvertBratsChannelsToLabelsd(MapTransform):
         necrosis: label value of the necrotic / non-enhancing tumour core.
         edema: label value of the edema.
         enhancing: label value of the enhancing tumour.
-        label_convention: one of :data:`LABEL_CONVENTIONS`; if given, its values replace the three above.
+        label_convention: a :class:`~monai_iunet.brats.LabelConvention` or the name of one of
+            :data:`~monai_iunet.brats.CONVENTIONS`; if given, its values replace the three above.
             ``"auto"``: the convention of each case, from its image (``image_key``), as training reads that
             case's labels (:func:`~monai_iunet.brats.case_convention.case_label_convention`).
         image_key: the loaded image, for ``"auto"``.
@@ -170,10 +165,10 @@ class ConvertBratsChannelsToLabelsd(MapTransform):
     def __init__(
         self,
         keys: KeysCollection,
-        necrosis: int = 1,
-        edema: int = 2,
-        enhancing: int = 4,
-        label_convention: str | None = None,
+        necrosis: int = BRATS2021.necrosis,
+        edema: int = BRATS2021.edema,
+        enhancing: int = BRATS2021.enhancing,
+        label_convention: str | LabelConvention | None = None,
         image_key: str = "image",
         allow_missing_keys: bool = False,
     ) -> None:

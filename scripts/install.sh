@@ -16,6 +16,10 @@ else
     python -m pip install -q "torch==2.13.0"
 fi
 python -m pip install -q -e ".[standard]"
+# brain extraction for whole-head studies (monai-iunet segment --skull-strip): deepbet ships its weights in the
+# wheel; without --no-deps it would pull customtkinter (its GUI), which the library does not use
+python -m pip install -q --no-deps "deepbet==1.0.2" "fill_voids==2.1.2" "connected-components-3d==4.1.1" \
+    "fastremap==1.21.0"
 python - <<'PY'
 import importlib.metadata as md
 import sys

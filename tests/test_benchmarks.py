@@ -1,12 +1,22 @@
-"""The benchmark harness: what docs/benchmarks.md reports is only as right as these helpers."""
+"""The benchmark harness and the renderer of the docs' tables: what the docs report is only as right as these."""
 
 from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from benchmarks import _report, fit_budget, measure_peak, run_child
+from benchmarks import fit_budget, gpu_check, measure_peak, run_child
+from benchmarks.render import TableMarkerError, fill, render_doc, render_docs
 from monai_iunet import IUNet
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MiB = 2**20
 
@@ -70,22 +80,66 @@ def test_verify_width_brackets_the_widest_fitting_width(start, widest):
     assert ("planner's answer" in check) == (start == widest)
 
 
-def test_docs_benchmarks_md_is_the_template_filled_from_the_cached_results(tmp_path, monkeypatch):
-    committed = (_report.DOCS / "benchmarks.md").read_text()
-    monkeypatch.setattr(_report, "DOCS", tmp_path)
-    monkeypatch.setattr(_report, "plot_results", lambda runs, fit, path: True)  # the figure is not compared
-    (tmp_path / "benchmarks.md").write_text(committed)  # what follows the end marker is kept
-    _report.write_report("cpu")
-    assert (tmp_path / "benchmarks.md").read_text() == committed
+def test_renderer_replaces_only_what_is_between_the_markers():
+    text = (
+        "# Title\n\nProse that `<!-- table: a -->` names in backticks.\n\n<!-- table: a -->\nstale\n<!-- /table -->\n"
+        "\nMore prose.\n<!-- table: b -->\n<!-- /table -->\nEnd.\n"
+    )
+    out = fill(text, {"a": "| x |\n|---|\n| 1 |", "b": "| y |"})
+    assert out == (
+        "# Title\n\nProse that `<!-- table: a -->` names in backticks.\n\n<!-- table: a -->\n\n| x |\n|---|\n| 1 |\n\n"
+        "<!-- /table -->\n\nMore prose.\n<!-- table: b -->\n\n| y |\n\n<!-- /table -->\nEnd.\n"
+    )
+    assert fill(out, {"a": "| x |\n|---|\n| 1 |", "b": "| y |"}) == out  # rendering twice changes nothing
 
 
-def test_report_leaves_out_sections_without_results_and_keeps_what_follows_the_marker(tmp_path, monkeypatch):
-    monkeypatch.setattr(_report, "DOCS", tmp_path)
-    monkeypatch.setattr(_report, "RESULTS", tmp_path / "no_results")
-    monkeypatch.setattr(_report, "plot_results", lambda runs, fit, path: False)
-    (tmp_path / "benchmarks.md").write_text(f"old report\n{_report.END_MARKER}\n## Compiled engine\n\nkept\n")
-    text = _report.write_report("cpu")[0].read_text()
-    assert "old report" not in text and text.endswith(f"{_report.END_MARKER}\n## Compiled engine\n\nkept\n")
-    headings = [line for line in text.splitlines() if line.startswith("## ")]
-    assert headings == ["## How it is measured", "## One training step", "## Notes", "## Compiled engine"]
-    assert "$" not in text.replace("$ ", "")  # every placeholder filled
+@pytest.mark.parametrize(
+    "text, tables, words",
+    [
+        ("prose\n", {"memory": "| t |"}, "no markers for the table(s) ['memory']"),
+        ("<!-- table: memory -->\n| t |\n", {"memory": "| t |"}, "is not closed"),
+        (
+            "<!-- table: a -->\n<!-- table: b -->\n<!-- /table -->\n",
+            {"a": "", "b": ""},
+            "`<!-- table: a -->` is not closed",
+        ),
+        ("<!-- table: typo -->\n<!-- /table -->\n", {}, "no table 'typo'"),
+    ],
+)
+def test_renderer_names_a_missing_marker_or_table(text, tables, words):
+    with pytest.raises(TableMarkerError, match=re.escape(words)):
+        fill(text, tables, where="docs/x.md")
+
+
+def test_renderer_names_the_command_when_a_marked_table_has_no_results(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "benchmarks.md").write_text("<!-- table: depth -->\n<!-- /table -->\n")
+    with pytest.raises(
+        TableMarkerError, match="compare_cpu.json, which does not exist; run `python -m benchmarks.compare`"
+    ):
+        render_doc("docs/benchmarks.md", results_dir=tmp_path / "results", root=tmp_path)
+
+
+def test_committed_docs_are_in_sync_with_the_committed_results():
+    assert render_docs(check=True) == [], "run `python -m benchmarks.render` and commit the docs"
+
+
+def test_gpu_check_runs_on_cpu_in_tiny_mode(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "benchmarks.gpu_check", "--device", "cpu", "--tiny", "--output", str(out)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert results["tiny"] and results["shape"] == [1, 4, 32, 32, 32]
+    assert [m["model"] for m in results["models"]] == list(gpu_check.MODELS)
+    for m in results["models"]:
+        assert "error" not in m, m
+        assert m["params"] > 0 and m["step_s"] > 0 and m["timed_steps"] >= 1
+        assert 0 < m["planned_first_bytes"] <= m["planned_bytes"] and m["peak_first_bytes"] > 0 and m["peak_bytes"] > 0
+    checks = {c["check"]: c for c in results["checks"]}
+    assert {"dropout RNG replay, float64", "autocast float16 + GradScaler against float32"} <= set(checks)
+    assert sum(name.startswith("corner ") for name in checks) >= 6
+    assert all(c["passed"] for c in checks.values()), [c for c in checks.values() if not c["passed"]]
+    table = gpu_check.table(results)
+    assert all(m["label"] in table for m in results["models"]) and table.count("| yes |") == len(checks)

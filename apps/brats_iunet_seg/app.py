@@ -2,20 +2,22 @@
 
 The graph::
 
-    DICOMDataLoaderOperator ─► DICOMSeriesSelectorOperator ─► BratsIUNetSegmentOperator
-      (all studies/series         (T1, T1ce, T2, FLAIR by           (monai_iunet.clinical.segment: register to
-       in the input folder)        rules on SeriesDescription)        the T1ce, run the bundle, write the results)
+    DICOMDataLoaderOperator ─► BratsIUNetSegmentOperator
+      (all studies/series         (monai_iunet.clinical.identify_series: T1, T1ce, T2, FLAIR from DICOM tags first,
+       in the input folder)        descriptions second; then monai_iunet.clinical.segment: register to the T1ce,
+                                   run the bundle, write the results)
 
-The last operator calls the same library function as ``monai-iunet segment``, so the app writes what the command
-writes, on the T1ce series' grid: ``segmentation.dcm`` (DICOM-SEG referencing the T1ce instances),
-``segmentation.nii.gz``, ``report.json`` and ``overview.png``.
+The operator uses the same identification and the same library function as ``monai-iunet segment --study``, so the
+app chooses and writes what the command does, on the T1ce series' grid: ``segmentation.dcm`` (DICOM-SEG referencing
+the T1ce instances), ``segmentation.nii.gz``, ``report.json`` and ``overview.png``. An ambiguous study (two T1ce
+candidates, say) is refused with the candidates listed.
 
 Run locally::
 
     python apps/brats_iunet_seg/app.py -i DICOM_DIR -o OUT
 
 The bundle (with trained ``models/model.pt``) is ``bundles/brats_iunet`` unless ``MONAI_IUNET_BUNDLE`` names
-another; ``MONAI_IUNET_DEVICE`` may set ``cpu`` or ``cuda``. The inputs must be skull-stripped.
+another; ``MONAI_IUNET_DEVICE`` may set ``cpu`` or ``cuda``. Whole-head series are brain-extracted (deepbet).
 """
 
 from __future__ import annotations
@@ -28,29 +30,30 @@ from pathlib import Path
 from holoscan.conditions import CountCondition
 from monai.deploy.core import Application, Fragment, Operator, OperatorSpec
 from monai.deploy.operators.dicom_data_loader_operator import DICOMDataLoaderOperator
-from monai.deploy.operators.dicom_series_selector_operator import DICOMSeriesSelectorOperator
 
-__all__ = ["SELECTION_RULES", "BratsIUNetSegApp", "BratsIUNetSegmentOperator"]
+__all__ = ["BratsIUNetSegApp", "BratsIUNetSegmentOperator", "series_of_study"]
 
-SELECTION_RULES = {
-    "selections": [
-        {"name": "t1ce", "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)(post|contrast|gd|t1c|\\+c)"}},
-        {
-            "name": "t1",
-            "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)^t1w?( pre[- ]?contrast| native)?$"},
-        },
-        {"name": "t2", "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)^t2w?$"}},
-        {"name": "flair", "conditions": {"Modality": "(?i)MR", "SeriesDescription": "(?i)flair"}},
-    ]
-}
-"""Which series is which modality: rules of :class:`DICOMSeriesSelectorOperator` on SeriesDescription."""
+
+def series_of_study(study) -> list:
+    """The :class:`~monai_iunet.clinical.series.SeriesInfo` of every series of a Deploy ``DICOMStudy``, with files."""
+    from monai_iunet.clinical.series import SeriesInfo
+
+    infos = []
+    for series in study.get_all_series():
+        sops = series.get_sop_instances()
+        if not sops:
+            continue
+        header = sops[0].get_native_sop_instance()
+        files = tuple(str(sop.get_native_sop_instance().filename) for sop in sops)
+        infos.append(SeriesInfo.from_dataset(header, n_instances=len(sops)).replace(files=files))
+    return infos
 
 
 class BratsIUNetSegmentOperator(Operator):
     """Segments the selected T1, T1ce, T2 and FLAIR series with :func:`monai_iunet.clinical.segment`.
 
     Named input:
-        study_selected_series_list: the selector's ``StudySelectedSeries`` list (selections t1, t1ce, t2, flair).
+        dicom_study_list: the loader's ``DICOMStudy`` list (the first study is segmented).
 
     Args:
         fragment: the application.
@@ -63,7 +66,7 @@ class BratsIUNetSegmentOperator(Operator):
         self.output_folder = Path(output_folder)
         self.bundle = bundle
         self.device = device
-        self.input_name = "study_selected_series_list"
+        self.input_name = "dicom_study_list"
         self._logger = logging.getLogger(f"{__name__}.{type(self).__name__}")
         super().__init__(fragment, *args, **kwargs)
 
@@ -71,24 +74,18 @@ class BratsIUNetSegmentOperator(Operator):
         spec.input(self.input_name)
 
     def compute(self, op_input, op_output, context):
-        from monai_iunet.clinical import MODALITY_NAMES, segment
+        from monai_iunet.clinical import segment
+        from monai_iunet.clinical.series import choice_table, identify_series
 
         studies = op_input.receive(self.input_name) or []
         if not studies:
-            raise ValueError("no DICOM study with MR series found in the input folder.")
-        chosen = {s.selection_name: s.series for s in studies[0].selected_series}
-        missing = [m for m in MODALITY_NAMES if m not in chosen]
-        if missing:
-            found = [s.series.SeriesDescription for s in studies[0].selected_series]
-            raise ValueError(
-                f"no series matched {missing} (selected: {found}); check the SeriesDescription rules in "
-                "SELECTION_RULES."
-            )
-        files = {m: [sop.get_native_sop_instance().filename for sop in chosen[m].get_sop_instances()] for m in chosen}
-        for m in MODALITY_NAMES:
-            self._logger.info(f"{m}: series {chosen[m].SeriesInstanceUID} ({chosen[m].SeriesDescription!r})")
+            raise ValueError("no DICOM study found in the input folder.")
+        infos = series_of_study(studies[0])
+        chosen = identify_series(infos)
+        self._logger.info("series of the study:\n" + choice_table(infos, chosen))
+        files = {m.value: list(info.files) for m, info in chosen.items()}
         report = segment(
-            **{m: files[m] for m in MODALITY_NAMES},
+            **files,
             output=self.output_folder,
             bundle=self.bundle,
             device=self.device,
@@ -107,7 +104,6 @@ class BratsIUNetSegApp(Application):
         input_path, output_path = Path(app_context.input_path), Path(app_context.output_path)
         bundle = os.environ.get("MONAI_IUNET_BUNDLE", DEFAULT_BUNDLE)
         loader = DICOMDataLoaderOperator(self, CountCondition(self, 1), input_folder=input_path, name="dicom_loader")
-        selector = DICOMSeriesSelectorOperator(self, rules=json.dumps(SELECTION_RULES), name="series_selector")
         segmenter = BratsIUNetSegmentOperator(
             self,
             output_folder=output_path,
@@ -115,8 +111,7 @@ class BratsIUNetSegApp(Application):
             device=os.environ.get("MONAI_IUNET_DEVICE") or None,
             name="brats_iunet_segment",
         )
-        self.add_flow(loader, selector, {("dicom_study_list", "dicom_study_list")})
-        self.add_flow(selector, segmenter, {("study_selected_series_list", "study_selected_series_list")})
+        self.add_flow(loader, segmenter, {("dicom_study_list", "dicom_study_list")})
 
 
 if __name__ == "__main__":

@@ -98,6 +98,11 @@ class LabelConvention:
         """The values of necrosis, edema and enhancing tumour, in that order."""
         return (self.necrosis, self.edema, self.enhancing)
 
+    @property
+    def part_values(self) -> dict[TumourPart, int]:
+        """``{"necrosis": ..., "edema": ..., "enhancing": ...}``: the value of each tumour part."""
+        return {part: self.value(part) for part in TumourPart}
+
     def value(self, part: TumourPart | str) -> int:
         """The value of one tumour part."""
         return int(getattr(self, str(TumourPart(part))))

@@ -9,10 +9,9 @@ import torch
 from ignite.engine import Engine, Events
 from monai.metrics import compute_confusion_matrix_metric
 
-__all__ = ["REGIONS", "ConfusionDetailsToMetric", "format_brats_metrics", "print_brats_metrics"]
+from monai_iunet.brats.labels import REGION_ORDER
 
-REGIONS = ("tc", "wt", "et")
-"""The BraTS evaluation regions in channel order: tumour core, whole tumour, enhancing tumour."""
+__all__ = ["ConfusionDetailsToMetric", "format_brats_metrics", "print_brats_metrics"]
 
 
 class ConfusionDetailsToMetric:
@@ -54,11 +53,11 @@ def format_brats_metrics(metrics: Mapping[str, Any], prefix: str = "val_") -> st
 
     rows = [f"{'region':<8}{'Dice':>10}{'sensitivity':>14}"]
     rows += [
-        f"{region.upper():<8}{cell(f'dice_{region}'):>10}{cell(f'sensitivity_{region}'):>14}" for region in REGIONS
+        f"{region.name:<8}{cell(f'dice_{region}'):>10}{cell(f'sensitivity_{region}'):>14}" for region in REGION_ORDER
     ]
-    sensitivities = [metrics.get(f"{prefix}sensitivity_{region}") for region in REGIONS]
+    sensitivities = [metrics.get(f"{prefix}sensitivity_{region}") for region in REGION_ORDER]
     mean_sensitivity = (
-        f"{sum(float(s) for s in sensitivities) / len(REGIONS):.4f}" if None not in sensitivities else "-"
+        f"{sum(float(s) for s in sensitivities) / len(REGION_ORDER):.4f}" if None not in sensitivities else "-"
     )
     rows.append(f"{'mean':<8}{cell('mean_dice'):>10}{mean_sensitivity:>14}")
     return "\n".join(rows)

@@ -6,29 +6,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-from torch import nn
-
 from monai_iunet.brats.metrics import format_brats_metrics
 from monai_iunet.bundle.checkpoints import read_model_record
-from monai_iunet.errors import InputNotFoundError
 
-__all__ = ["load_model_weights", "print_run_summary"]
-
-
-def load_model_weights(network: nn.Module, model_path: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
-    """Load the state dict in ``model_path`` (``models/model.pt``) into ``network`` and return it.
-
-    Reads with ``torch.load(weights_only=True)``; a checkpoint dict with a ``"model"`` entry is accepted too.
-    """
-    if not os.path.isfile(model_path):
-        raise InputNotFoundError(
-            f"no trained model at {str(model_path)!r}; train first (run train.json), or give --ckpt_dir with model.pt."
-        )
-    state = torch.load(model_path, map_location=map_location, weights_only=True)
-    module = network.module if hasattr(network, "module") else network
-    module.load_state_dict(state["model"] if isinstance(state.get("model"), dict) else state)
-    return network
+__all__ = ["print_run_summary"]
 
 
 def _path(path: Any) -> str:

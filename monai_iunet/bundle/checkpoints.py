@@ -15,10 +15,18 @@ from ignite.engine import Engine, Events
 from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointLoader, CheckpointSaver
 from monai.utils import str2bool
+from torch import nn
 
 from monai_iunet.bundle.handlers import quiet_fresh_start
+from monai_iunet.errors import InputNotFoundError
 
-__all__ = ["AtomicCheckpointSaver", "LatestCheckpointLoader", "latest_checkpoint", "read_model_record"]
+__all__ = [
+    "AtomicCheckpointSaver",
+    "LatestCheckpointLoader",
+    "latest_checkpoint",
+    "load_model_weights",
+    "read_model_record",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -244,3 +252,18 @@ class LatestCheckpointLoader:
                 f"continue from the checkpoint (initial learning rate {resumed:g}). Start a fresh run "
                 "(--resume False, another --ckpt_dir) to train with a new learning rate."
             )
+
+
+def load_model_weights(network: nn.Module, model_path: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
+    """Load the state dict in ``model_path`` (``models/model.pt``) into ``network`` and return it.
+
+    Reads with ``torch.load(weights_only=True)``; a checkpoint dict with a ``"model"`` entry is accepted too.
+    """
+    if not os.path.isfile(model_path):
+        raise InputNotFoundError(
+            f"no trained model at {str(model_path)!r}; train first (run train.json), or give --ckpt_dir with model.pt."
+        )
+    state = torch.load(model_path, map_location=map_location, weights_only=True)
+    module = network.module if hasattr(network, "module") else network
+    module.load_state_dict(state["model"] if isinstance(state.get("model"), dict) else state)
+    return network

@@ -10,15 +10,35 @@ import json
 import logging
 import sys
 
+from monai_iunet.brats import MODALITY_ORDER, Modality
+from monai_iunet.clinical.pacs_cli import add_cohort_parser, add_dicomweb_arguments
+
 __all__ = ["add_clinical_parsers"]
 
 
 def _segment(args: argparse.Namespace) -> int:
     from monai_iunet.clinical.io import ClinicalInputError
+    from monai_iunet.clinical.pacs_cli import segment_dicomweb
     from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE, segment
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # it logs every copied DICOM module at INFO
+    if args.study is not None:
+        return _segment_study(args)
+    if args.dicomweb:
+        try:
+            return segment_dicomweb(args)
+        except ClinicalInputError as e:
+            print(f"monai-iunet segment: error: {e}", file=sys.stderr)
+            return 2
+    missing = [f"--{m}" for m in MODALITY_ORDER if getattr(args, m) is None]
+    if missing:
+        print(
+            f"monai-iunet segment: error: {', '.join(missing)} missing; give all four series, --study DIR, or "
+            "--dicomweb URL --study-uid UID.",
+            file=sys.stderr,
+        )
+        return 2
     try:
         report = segment(
             t1=args.t1,
@@ -36,13 +56,70 @@ def _segment(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             allow_mixed_studies=args.allow_mixed_studies,
             accept_failed_registration=args.accept_failed_registration,
+            skull_strip=args.skull_strip,
         )
     except ClinicalInputError as e:
         print(f"monai-iunet segment: error: {e}", file=sys.stderr)
         return 2
-    volumes = ", ".join(f"{k} {v:.1f} mL" for k, v in report["volumes_ml"].items())
-    print(f"wrote the segmentation to {args.output} ({volumes}; {report['timings']['total_s']:.1f} s)")
+    _print_summary(args.output, report)
     return 0
+
+
+def _print_summary(output: str, report: dict) -> None:
+    volumes = ", ".join(f"{k} {v:.1f} mL" for k, v in report["volumes_ml"].items())
+    print(f"wrote the segmentation to {output} ({volumes}; {report['timings']['total_s']:.1f} s)")
+    skull = report.get("skull_strip", {})
+    if skull:
+        print(f"brain extraction: {skull['method'] if skull['extract'] else 'none'} ({skull['reason']})")
+    for name, why in report.get("not_written", {}).items():
+        print(f"not written: {name}: {why}")
+
+
+def _segment_study(args: argparse.Namespace) -> int:
+    """``segment --study DIR``: identify the four series (``--t1ce SERIES_UID`` ... override), print the choice."""
+    from monai_iunet.clinical.io import ClinicalInputError
+    from monai_iunet.clinical.pipeline import DEFAULT_BUNDLE
+    from monai_iunet.clinical.study import segment_study
+
+    overrides = {m: getattr(args, m) for m in MODALITY_ORDER if getattr(args, m)}
+    try:
+        report = segment_study(
+            args.study,
+            args.output,
+            overrides=overrides,
+            show=print,
+            bundle=args.bundle or DEFAULT_BUNDLE,
+            reference=args.reference,
+            save_preprocessed=args.save_preprocessed,
+            brain_mask=args.brain_mask,
+            n4=args.n4,
+            device=args.device,
+            overwrite=args.overwrite,
+            allow_mixed_studies=args.allow_mixed_studies,
+            accept_failed_registration=args.accept_failed_registration,
+            skull_strip=args.skull_strip,
+        )
+    except ClinicalInputError as e:
+        print(f"monai-iunet segment: error: {e}", file=sys.stderr)
+        return 2
+    _print_summary(args.output, report)
+    return 0
+
+
+def _add_study_arguments(seg: argparse.ArgumentParser) -> None:
+    """``--study`` and ``--skull-strip`` of ``segment``."""
+    seg.add_argument(
+        "--study",
+        metavar="DIR",
+        help="a study folder as the scanner exported it: the four series are identified from DICOM tags and "
+        "descriptions (the choice is printed; --t1/--t1ce/--t2/--flair SERIES_UID override it)",
+    )
+    seg.add_argument(
+        "--skull-strip",
+        default="auto",
+        choices=("auto", "deepbet", "none"),
+        help="brain extraction: auto (default: when the reference is not skull-stripped), deepbet, or none",
+    )
 
 
 def _generate_exports(args: argparse.Namespace) -> int:
@@ -67,17 +144,25 @@ def add_clinical_parsers(subparsers) -> None:
     """Add ``segment`` and ``generate-exports`` to the subparsers of ``monai-iunet``."""
     seg = subparsers.add_parser(
         "segment",
-        help="segment a brain tumour from four unregistered MR series (DICOM folders or image files)",
+        help="segment a brain tumour from four unregistered MR series (DICOM folders or image files) or a study folder",
         description="Read T1, T1ce, T2 and FLAIR (DICOM series folders or NIfTI/NRRD/MHA files), register them rigidly "
         "to the reference series, run the bundle's network and write segmentation.nii.gz, segmentation.dcm "
         "(DICOM-SEG, when the reference is DICOM), report.json and overview.png on the reference series' grid. "
-        "The inputs must be skull-stripped, or give --brain-mask.",
+        "Or give --study DIR: the series are identified in the study folder. Whole-head series are brain-extracted "
+        "(deepbet; --skull-strip).",
     )
-    for name in ("t1", "t1ce", "t2", "flair"):
-        seg.add_argument(f"--{name}", required=True, metavar="PATH", help=f"{name.upper()} series: folder or file")
+    for name in MODALITY_ORDER:
+        seg.add_argument(
+            f"--{name}",
+            metavar="PATH",
+            help=f"{name.title} series: folder or file (with --study or --dicomweb: its SERIES_UID)",
+        )
+    _add_study_arguments(seg)
     seg.add_argument("--output", required=True, metavar="DIR", help="output folder (appears only when complete)")
     seg.add_argument("--bundle", default=None, help="MONAI bundle with trained weights (default: bundles/brats_iunet)")
-    seg.add_argument("--reference", default="t1ce", choices=("t1", "t1ce", "t2", "flair"), help="reference series")
+    seg.add_argument(
+        "--reference", default=str(Modality.T1CE), choices=[str(m) for m in MODALITY_ORDER], help="reference series"
+    )
     seg.add_argument("--save-preprocessed", action="store_true", help="also write the registered modalities")
     seg.add_argument("--brain-mask", metavar="PATH", help="brain mask on the reference series' grid")
     seg.add_argument("--n4", action="store_true", help="N4 bias-field correction before registration")
@@ -88,6 +173,7 @@ def add_clinical_parsers(subparsers) -> None:
     seg.add_argument(
         "--accept-failed-registration", action="store_true", help="go on (with a warning) when a registration fails"
     )
+    add_dicomweb_arguments(seg)
     seg.set_defaults(func=_segment)
 
     gen = subparsers.add_parser(
@@ -104,3 +190,5 @@ def add_clinical_parsers(subparsers) -> None:
     gen.add_argument("--formats", nargs="+", choices=("dicom", "nifti"), default=["dicom", "nifti"])
     gen.add_argument("--patient-id", default="SYNTH-0001", help="PatientID of the series")
     gen.set_defaults(func=_generate_exports)
+
+    add_cohort_parser(subparsers)

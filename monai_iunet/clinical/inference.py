@@ -4,7 +4,8 @@ Nothing of the bundle is copied here: :class:`BundleSegmenter` reads ``configs/i
 :class:`monai.bundle.ConfigParser` and instantiates its ``network_def``, ``preprocessing``, ``inferer`` and
 ``postprocessing`` (dropping only the postprocessing's ``SaveImaged``, since the pipeline writes its own outputs,
 and giving ``datalist`` the channel names and label values, since there is no dataset folder here). The channel
-order is the bundle's (``metadata.json`` → ``network_data_format.inputs.image.channel_def``).
+order is the bundle's (``metadata.json`` → ``network_data_format.inputs.image.channel_def``), the label convention
+of the label maps too (its ``label_convention``, :data:`~monai_iunet.brats.BRATS2021` where it names none).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from monai.bundle import ConfigParser
 
-from monai_iunet.data.layouts import BRATS_LAYOUTS
+from monai_iunet.brats import BRATS2021, MODALITY_ORDER, LabelConvention, label_convention
 from monai_iunet.errors import InputNotFoundError
 
 __all__ = ["BundleSegmenter"]
@@ -63,12 +64,18 @@ class BundleSegmenter:
         if device is not None:
             parser["device"] = f"$torch.device({device!r})"
             parser["amp"] = device.startswith("cuda")
-        parser["datalist"] = {"modalities": list(self.channels), "labels": dict(BRATS_LAYOUTS["brats2021"]["labels"])}
         post = parser["postprocessing"]
         post["transforms"] = [t for t in post["transforms"] if not str(t.get("_target_", "")).endswith("SaveImaged")]
-        for key, value in (overrides or {}).items():
+        overrides = dict(overrides or {})
+        self.labels: LabelConvention = label_convention(
+            overrides.get("label_convention", parser.get("label_convention", BRATS2021))
+        )
+        parser["datalist"] = {
+            "modalities": list(self.channels),
+            "labels": {str(part): value for part, value in self.labels.part_values.items()},
+        }
+        for key, value in overrides.items():
             parser[key] = value
-        self.labels = dict(BRATS_LAYOUTS["brats2021"]["labels"])
         self.device = parser.get_parsed_content("device")
         self.amp = bool(parser.get_parsed_content("amp"))
         self.network = parser.get_parsed_content("network")
@@ -84,7 +91,7 @@ class BundleSegmenter:
     def _channel_names(self) -> tuple[str, ...]:
         """Modality names in the network's channel order, lower-case (``("flair", "t1", "t1ce", "t2")``)."""
         metadata = self.bundle / "configs" / "metadata.json"
-        default = tuple(BRATS_LAYOUTS["brats2021"]["modalities"])
+        default = tuple(str(m) for m in MODALITY_ORDER)
         if not metadata.is_file():
             return default
         channel_def = (
@@ -105,7 +112,7 @@ class BundleSegmenter:
 
         Returns:
             the label map on the files' grid, in the files' voxel order ``(x, y, z)`` (as nibabel reads them),
-            uint8, in the bundle's label convention (BraTS 2018–2021: 1 necrosis, 2 edema, 4 enhancing).
+            uint8, in the bundle's label convention :attr:`labels` (BraTS 2018–2021: 1 necrosis, 2 edema, 4 enhancing).
         """
         if isinstance(files, Mapping):
             files = [str(files[name]) for name in self.channels]

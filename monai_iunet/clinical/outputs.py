@@ -6,47 +6,51 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from monai_iunet.brats import REGION_ORDER, LabelConvention, TumourPart
 from monai_iunet.clinical.io import ClinicalInputError
 
 __all__ = [
+    "NEOPLASM",
     "OUTPUT_NAMES",
-    "REGIONS",
     "atomic_output_dir",
     "label_image",
-    "region_masks",
     "region_volumes_ml",
     "write_dicom_seg",
     "write_overview",
 ]
 
-OUTPUT_NAMES = ("segmentation.nii.gz", "segmentation.dcm", "report.json", "overview.png", "preprocessed")
+OUTPUT_NAMES = (
+    "segmentation.nii.gz",
+    "segmentation.dcm",
+    "volumes_sr.dcm",
+    "brain_mask.nii.gz",
+    "report.json",
+    "overview.png",
+    "preprocessed",
+)
 """What the pipeline writes into its output folder."""
 
-REGIONS = {
-    "TC": {"label": "Tumour core", "parts": ("necrosis", "enhancing"), "code": ("108369006", "Neoplasm")},
-    "WT": {"label": "Whole tumour", "parts": ("necrosis", "edema", "enhancing"), "code": ("108369006", "Neoplasm")},
-    "ET": {"label": "Enhancing tumour", "parts": ("enhancing",), "code": ("108369006", "Neoplasm")},
-}
-"""The BraTS evaluation regions, as unions of label-map parts, with their SNOMED CT property type."""
+NEOPLASM = ("108369006", "Neoplasm")
+"""The SNOMED CT segmented property type of every region's DICOM-SEG segment."""
 
 
-def region_masks(label: np.ndarray, labels: Mapping[str, int]) -> dict[str, np.ndarray]:
-    """Boolean masks of TC, WT, ET from a label map with the values ``labels`` (``{"necrosis": 1, ...}``)."""
-    return {name: np.isin(label, [labels[p] for p in spec["parts"]]) for name, spec in REGIONS.items()}
+def region_volumes_ml(label: sitk.Image, convention: LabelConvention) -> dict[str, float]:
+    """Volume of each region (``{"TC": ..., "WT": ..., "ET": ...}``) in mL (voxel count × voxel volume / 1000).
 
-
-def region_volumes_ml(label: sitk.Image, labels: Mapping[str, int]) -> dict[str, float]:
-    """Volume of each region in mL (voxel count × voxel volume in mm³ / 1000)."""
+    Args:
+        label: the label map, in ``convention``.
+        convention: the label convention of ``label``.
+    """
     voxel_ml = float(np.prod(label.GetSpacing())) / 1000.0
-    masks = region_masks(sitk.GetArrayViewFromImage(label), labels)
-    return {name: float(mask.sum()) * voxel_ml for name, mask in masks.items()}
+    masks = convention.region_masks(sitk.GetArrayViewFromImage(label))
+    return {region.name: float(mask.sum()) * voxel_ml for region, mask in masks.items()}
 
 
 def label_image(label_xyz: np.ndarray, reference: sitk.Image) -> sitk.Image:
@@ -59,13 +63,13 @@ def label_image(label_xyz: np.ndarray, reference: sitk.Image) -> sitk.Image:
 
 
 def write_dicom_seg(
-    label: sitk.Image, labels: Mapping[str, int], reference_files: Sequence[str], path: str | os.PathLike
+    label: sitk.Image, convention: LabelConvention, reference_files: Sequence[str], path: str | os.PathLike
 ) -> None:
     """Write a DICOM Segmentation (binary, one segment per region TC/WT/ET) referencing the reference series.
 
     Args:
         label: the label map on the reference series' grid (slice ``k`` is ``reference_files[k]``).
-        labels: label values of the parts (``{"necrosis": 1, "edema": 2, "enhancing": 4}``).
+        convention: the label convention of ``label``.
         reference_files: the reference series' DICOM files, in slice order.
         path: the ``.dcm`` file to write.
     """
@@ -76,22 +80,23 @@ def write_dicom_seg(
     import monai_iunet
 
     sources = [pydicom.dcmread(f) for f in reference_files]
-    masks = region_masks(sitk.GetArrayFromImage(label), labels)  # each (z, y, x)
-    pixels = np.stack([masks[name] for name in REGIONS], axis=-1).astype(np.uint8)  # (frames, rows, cols, segments)
+    masks = convention.region_masks(sitk.GetArrayFromImage(label))  # each (z, y, x)
+    # (frames, rows, cols, segments)
+    pixels = np.stack([masks[region] for region in REGION_ORDER], axis=-1).astype(np.uint8)
     algorithm = hd.AlgorithmIdentificationSequence(
         name="monai-iunet BraTS iUNet", version=monai_iunet.__version__, family=codes.cid7162.ArtificialIntelligence
     )
     descriptions = [
         hd.seg.SegmentDescription(
             segment_number=number,
-            segment_label=f"{spec['label']} ({name})",
+            segment_label=f"{region.title} ({region.name})",
             segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-            segmented_property_type=hd.sr.CodedConcept(spec["code"][0], "SCT", spec["code"][1]),
+            segmented_property_type=hd.sr.CodedConcept(NEOPLASM[0], "SCT", NEOPLASM[1]),
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=algorithm,
             anatomic_regions=[codes.SCT.Brain],
         )
-        for number, (name, spec) in enumerate(REGIONS.items(), start=1)
+        for number, region in enumerate(REGION_ORDER, start=1)
     ]
     seg = hd.seg.Segmentation(
         source_images=sources,
@@ -113,7 +118,7 @@ def write_dicom_seg(
 
 
 def write_overview(
-    reference: sitk.Image, label: sitk.Image, labels: Mapping[str, int], path: str | os.PathLike, title: str = ""
+    reference: sitk.Image, label: sitk.Image, convention: LabelConvention, path: str | os.PathLike, title: str = ""
 ) -> None:
     """Three orthogonal slices (in the reference grid's axes) through the tumour centre, labels overlaid."""
     import matplotlib
@@ -124,12 +129,13 @@ def write_overview(
 
     image = sitk.GetArrayFromImage(reference)  # (z, y, x)
     lab = sitk.GetArrayFromImage(label)
-    parts = np.argwhere(lab > 0)
-    centre = parts.mean(0).round().astype(int) if len(parts) else np.asarray(lab.shape) // 2
+    tumour = np.argwhere(lab > 0)
+    centre = tumour.mean(0).round().astype(int) if len(tumour) else np.asarray(lab.shape) // 2
     sx, sy, sz = reference.GetSpacing()
     overlay = np.zeros(lab.shape, np.uint8)
-    for value, part in enumerate(("edema", "necrosis", "enhancing"), start=1):
-        overlay[lab == labels[part]] = value
+    parts = (TumourPart.EDEMA, TumourPart.NECROSIS, TumourPart.ENHANCING)  # the colours of the overlay, in order
+    for value, part in enumerate(parts, start=1):
+        overlay[lab == convention.value(part)] = value
     cmap = ListedColormap([(0, 0, 0, 0), (0.2, 0.8, 0.2, 0.45), (0.95, 0.2, 0.2, 0.6), (1.0, 0.85, 0.1, 0.6)])
     views = [
         (f"axial (k = {centre[0]})", image[centre[0]], overlay[centre[0]], sy / sx),
@@ -144,7 +150,7 @@ def write_overview(
         ax.set_title(name)
         ax.axis("off")
     handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in (1, 2, 3)]
-    fig.legend(handles, ["edema", "necrosis", "enhancing"], loc="lower center", ncol=3, frameon=False)
+    fig.legend(handles, [str(part) for part in parts], loc="lower center", ncol=3, frameon=False)
     fig.suptitle(title or "segmentation on the reference series")
     fig.savefig(str(path), dpi=100)
     plt.close(fig)

@@ -9,11 +9,21 @@ import platform
 import shutil
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import SimpleITK as sitk
 
+from monai_iunet.brats import MODALITY_ORDER, LabelConvention, Modality, Region
+from monai_iunet.clinical.brain_extraction import (
+    SkullStripDecision,
+    decide_skull_strip,
+    deepbet_brain_mask,
+    fill_brain_mask,
+    tumour_outside_mask,
+)
 from monai_iunet.clinical.inference import BundleSegmenter
 from monai_iunet.clinical.io import ClinicalInputError, Series, check_same_study, read_series
 from monai_iunet.clinical.outputs import (
@@ -25,17 +35,34 @@ from monai_iunet.clinical.outputs import (
 )
 from monai_iunet.clinical.preprocessing import apply_mask, n4_correct, read_brain_mask, resample_to_reference
 from monai_iunet.clinical.registration import register_rigid
+from monai_iunet.clinical.volumes_sr import write_volumes_sr
 
-__all__ = ["DEFAULT_BUNDLE", "MODALITY_NAMES", "RegistrationWarning", "segment"]
+__all__ = ["DEFAULT_BUNDLE", "BrainMaskWarning", "RegistrationWarning", "segment"]
 
 logger = logging.getLogger(__name__)
 
-MODALITY_NAMES = ("t1", "t1ce", "t2", "flair")
 DEFAULT_BUNDLE = str(Path(__file__).resolve().parents[2] / "bundles" / "brats_iunet")
 
 
 class RegistrationWarning(UserWarning):
     """A registration looks failed but the pipeline was told to go on (``accept_failed_registration``)."""
+
+
+class BrainMaskWarning(UserWarning):
+    """Part of the predicted whole tumour lies outside the brain mask (the mask may cut the tumour)."""
+
+
+MAX_TUMOUR_OUTSIDE_MASK = 0.01
+"""Warn when more than this fraction of the predicted whole tumour lies outside the brain mask."""
+
+
+@contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    """Record the wall time (``<step>_s``) and the CPU time of this process, all threads (``<step>_cpu_s``)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    timings[f"{step}_s"] = time.perf_counter() - wall
+    timings[f"{step}_cpu_s"] = time.process_time() - cpu
 
 
 def _versions() -> dict[str, str]:
@@ -98,7 +125,7 @@ def segment(
     flair: str | os.PathLike | Sequence[str] | sitk.Image,
     output: str | os.PathLike,
     bundle: str | os.PathLike = DEFAULT_BUNDLE,
-    reference: str = "t1ce",
+    reference: Modality | str = Modality.T1CE,
     save_preprocessed: bool = False,
     brain_mask: str | os.PathLike | None = None,
     n4: bool = False,
@@ -108,15 +135,20 @@ def segment(
     allow_mixed_studies: bool = False,
     accept_failed_registration: bool = False,
     segmenter: BundleSegmenter | None = None,
+    skull_strip: str = "auto",
+    extra_report: Mapping | None = None,
 ) -> dict:
     """Segment a brain tumour from four MR series that are not co-registered; results on the reference grid.
 
     Reads each series (DICOM folder, file list or image file), checks that the DICOM series share patient and
     study, rigidly registers T1, T2 and FLAIR to the reference (T1ce by default), optionally corrects the bias field
-    (N4) and applies a brain mask (inputs must otherwise be skull-stripped), runs the bundle's network, inferer and
-    postprocessing, and writes into ``output`` (which appears only when complete):
-    ``segmentation.nii.gz``, ``segmentation.dcm`` (when the reference is DICOM), ``report.json``, ``overview.png``
-    and, with ``save_preprocessed``, ``preprocessed/{t1,t1ce,t2,flair}.nii.gz``.
+    (N4), extracts the brain when the series show the whole head (deepbet on the T1, see ``skull_strip``) or applies
+    the given brain mask, runs the bundle's network, inferer and postprocessing, and writes into ``output`` (which
+    appears only when complete): ``segmentation.nii.gz``, ``segmentation.dcm`` (DICOM-SEG) and ``volumes_sr.dcm``
+    (TID 1500 SR of the volumes) when the reference is DICOM with a FrameOfReferenceUID, ``brain_mask.nii.gz``
+    (when a mask was used), ``report.json``, ``overview.png`` and, with ``save_preprocessed``,
+    ``preprocessed/{t1,t1ce,t2,flair}.nii.gz``. What can be checked is checked before registration; what cannot be
+    written is listed, with the reason, in the report's ``not_written`` (the rest is still written).
 
     Args:
         t1, t1ce, t2, flair: the four series.
@@ -133,6 +165,9 @@ def segment(
         accept_failed_registration: go on (with a :class:`RegistrationWarning`) when a registration looks failed.
         segmenter: an already loaded :class:`BundleSegmenter` (the Deploy app keeps one); ``bundle``/``device``
             are then unused.
+        skull_strip: ``"auto"`` (extract the brain when the reference is not already skull-stripped), ``"deepbet"``
+            or ``"none"``; the decision and its reason are in the report's ``skull_strip``.
+        extra_report: entries added to the report (e.g. how the series were identified).
 
     Returns:
         the report (also written as ``report.json``).
@@ -140,32 +175,43 @@ def segment(
     Raises:
         ClinicalInputError: a bad input; the message names it. Nothing is written then.
     """
-    if reference not in MODALITY_NAMES:
-        raise ClinicalInputError(f"--reference must be one of {MODALITY_NAMES}, got {reference!r}.")
-    sources = {"t1": t1, "t1ce": t1ce, "t2": t2, "flair": flair}
-    start = time.perf_counter()
+    if str(reference).lower() not in MODALITY_ORDER:
+        raise ClinicalInputError(f"--reference must be one of {tuple(map(str, MODALITY_ORDER))}, got {reference!r}.")
+    reference = Modality(str(reference).lower())
+    given = {Modality.T1: t1, Modality.T1CE: t1ce, Modality.T2: t2, Modality.FLAIR: flair}
+    sources = {name: given[name] for name in MODALITY_ORDER}
+    start, cpu_start = time.perf_counter(), time.process_time()
     with atomic_output_dir(output, overwrite=overwrite) as tmp:
         series = {name: read_series(name, src, series_uids) for name, src in sources.items()}
         study_warnings = check_same_study(series, allow_mixed=allow_mixed_studies)
         for w in study_warnings:
             warnings.warn(w, UserWarning, stacklevel=2)
         mask = read_brain_mask(brain_mask, series[reference].image, reference) if brain_mask is not None else None
-        timings = {"read_s": time.perf_counter() - start}
+        decision = decide_skull_strip(series[reference].image, skull_strip, brain_mask is not None)
+        logger.info("brain extraction: %s (%s)", decision.method if decision.extract else "no", decision.reason)
+        not_written = dicom_output_problems(series[reference])
+        for name, why in not_written.items():
+            logger.warning("%s will not be written: %s", name, why)
+        segmenter = segmenter if segmenter is not None else _load_segmenter(bundle, device)
+        timings = {"read_s": time.perf_counter() - start, "read_cpu_s": time.process_time() - cpu_start}
         if n4:
-            t = time.perf_counter()
-            for s in series.values():
-                s.image = n4_correct(s.image)
-            timings["n4_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        aligned, registration = _register_all(series, reference, accept_failed_registration)
-        timings["register_resample_s"] = time.perf_counter() - t
+            with _timed(timings, "n4"):
+                for s in series.values():
+                    s.image = n4_correct(s.image)
+        with _timed(timings, "register_resample"):
+            aligned, registration = _register_all(series, reference, accept_failed_registration)
+        if decision.extract:
+            with _timed(timings, "skull_strip"):
+                mask = fill_brain_mask(deepbet_brain_mask(aligned[Modality.T1]))
         if mask is not None:
             aligned = {name: apply_mask(image, mask) for name, image in aligned.items()}
-        segmenter = segmenter if segmenter is not None else _load_segmenter(bundle, device)
+            sitk.WriteImage(mask, str(tmp / "brain_mask.nii.gz"), useCompression=True)
         label = _write_results(
-            tmp, series[reference], aligned, segmenter, save_preprocessed, Path(output).name, timings
+            tmp, series[reference], aligned, segmenter, save_preprocessed, Path(output).name, timings, not_written
         )
         timings["total_s"] = time.perf_counter() - start
+        timings["total_cpu_s"] = time.process_time() - cpu_start
+        volumes = region_volumes_ml(label, segmenter.labels)
         report = {
             "inputs": {
                 name: {"source": s.source, "format": "dicom" if s.is_dicom else "image", **s.header}
@@ -179,16 +225,66 @@ def segment(
                 "direction": list(label.GetDirection()),
             },
             "bundle": str(segmenter.bundle),
-            "labels": segmenter.labels,
-            "volumes_ml": region_volumes_ml(label, segmenter.labels),
+            "labels": segmenter.labels.part_values,
+            "volumes_ml": volumes,
             "registration": registration,
             "preprocessing": {"n4": n4, "brain_mask": str(brain_mask) if brain_mask is not None else None},
+            "skull_strip": _mask_report(decision, mask, label, segmenter.labels, study_warnings),
+            "written": sorted([p.name for p in tmp.iterdir()] + ["report.json"]),
+            "not_written": not_written,
             "warnings": study_warnings,
             "timings": timings,
             "versions": _versions(),
+            **dict(extra_report or {}),
         }
         (tmp / "report.json").write_text(json.dumps(report, indent=4))
     return report
+
+
+def dicom_output_problems(reference: Series) -> dict[str, str]:
+    """Why the DICOM outputs (SEG, SR) cannot be written for this reference series, checked before the work.
+
+    Returns:
+        ``{file name: reason}``; empty when they can be written.
+    """
+    if not reference.is_dicom:
+        why = "the reference series is an image file, not DICOM (a DICOM-SEG references DICOM instances)"
+        return {"segmentation.dcm": why, "volumes_sr.dcm": why}
+    import pydicom
+
+    header = pydicom.dcmread(reference.files[0], stop_before_pixels=True)
+    if not str(header.get("FrameOfReferenceUID", "")).strip():
+        why = (
+            f"the reference series {reference.header.get('SeriesInstanceUID', reference.source)} has no "
+            "FrameOfReferenceUID, which a DICOM-SEG must share with its source; fix the series' header "
+            "(or use another reference with --reference)"
+        )
+        return {"segmentation.dcm": why, "volumes_sr.dcm": "no DICOM-SEG to reference: " + why}
+    return {}
+
+
+def _mask_report(
+    decision: SkullStripDecision,
+    mask: sitk.Image | None,
+    label: sitk.Image,
+    labels: LabelConvention,
+    report_warnings: list[str],
+) -> dict:
+    """The brain-extraction decision, the mask volume, and the check of the mask against the predicted WT."""
+    out = {**decision.as_dict(), "mask_ml": None, "tumour_outside_mask": None}
+    if mask is None:
+        return out
+    out["mask_ml"] = float(sitk.GetArrayViewFromImage(mask).sum()) * float(np.prod(mask.GetSpacing())) / 1000.0
+    outside = tumour_outside_mask(mask, labels.region_masks(sitk.GetArrayViewFromImage(label))[Region.WT])
+    out["tumour_outside_mask"] = outside
+    if outside > MAX_TUMOUR_OUTSIDE_MASK:
+        message = (
+            f"{outside:.1%} of the predicted whole tumour touches the edge of the brain mask: the mask may cut the "
+            "tumour; check brain_mask.nii.gz and overview.png, or pass --skull-strip none with your own --brain-mask"
+        )
+        warnings.warn(message, BrainMaskWarning, stacklevel=3)
+        report_warnings.append(message)
+    return out
 
 
 def _load_segmenter(bundle: str | os.PathLike, device: str | None) -> BundleSegmenter:
@@ -206,23 +302,46 @@ def _write_results(
     save_preprocessed: bool,
     title: str,
     timings: dict[str, float],
+    not_written: dict[str, str],
 ) -> sitk.Image:
-    """Run the network on the aligned modalities and write the label map, DICOM-SEG and overview into ``tmp``."""
-    t = time.perf_counter()
+    """Run the network on the aligned modalities and write the label map, DICOM-SEG, volumes SR and overview into
+    ``tmp``; what cannot be written is added to ``not_written`` with the reason, and the rest is still written."""
     prep = tmp / "preprocessed"
-    prep.mkdir()
-    files = {}
-    for name in MODALITY_NAMES:
-        files[name] = str(prep / f"{name}.nii.gz")
-        sitk.WriteImage(aligned[name], files[name])
-    label = label_image(segmenter(files), reference.image)
-    timings["inference_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    sitk.WriteImage(label, str(tmp / "segmentation.nii.gz"), useCompression=True)
-    if reference.is_dicom:
-        write_dicom_seg(label, segmenter.labels, reference.files, tmp / "segmentation.dcm")
-    write_overview(reference.image, label, segmenter.labels, tmp / "overview.png", title=title)
-    if not save_preprocessed:
-        shutil.rmtree(prep)
-    timings["write_s"] = time.perf_counter() - t
+    with _timed(timings, "inference"):
+        prep.mkdir()
+        files = {}
+        for name in MODALITY_ORDER:
+            files[name] = str(prep / f"{name}.nii.gz")
+            sitk.WriteImage(aligned[name], files[name])
+        label = label_image(segmenter(files), reference.image)
+    with _timed(timings, "write"):
+        sitk.WriteImage(label, str(tmp / "segmentation.nii.gz"), useCompression=True)
+        _write_dicom_outputs(tmp, reference, label, segmenter.labels, not_written)
+        try:
+            write_overview(reference.image, label, segmenter.labels, tmp / "overview.png", title=title)
+        except Exception as e:  # a figure must not cost the results
+            not_written["overview.png"] = f"{type(e).__name__}: {e}"
+        if not save_preprocessed:
+            shutil.rmtree(prep)
     return label
+
+
+def _write_dicom_outputs(
+    tmp: Path, reference: Series, label: sitk.Image, labels: LabelConvention, not_written: dict[str, str]
+) -> None:
+    """Write the DICOM-SEG and the volumes SR unless known not to be writable; failures are reported, not raised."""
+    if "segmentation.dcm" in not_written:
+        return
+    try:
+        write_dicom_seg(label, labels, reference.files, tmp / "segmentation.dcm")
+    except Exception as e:  # highdicom refuses some sources; the other results are still written
+        not_written["segmentation.dcm"] = f"highdicom could not write it: {type(e).__name__}: {e}"
+        not_written["volumes_sr.dcm"] = "no DICOM-SEG to reference"
+        (tmp / "segmentation.dcm").unlink(missing_ok=True)
+        return
+    try:
+        volumes = region_volumes_ml(label, labels)
+        write_volumes_sr(tmp / "segmentation.dcm", volumes, tmp / "volumes_sr.dcm", reference.files)
+    except Exception as e:
+        not_written["volumes_sr.dcm"] = f"highdicom could not write it: {type(e).__name__}: {e}"
+        (tmp / "volumes_sr.dcm").unlink(missing_ok=True)

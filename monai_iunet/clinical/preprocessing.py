@@ -7,6 +7,7 @@ import os
 import numpy as np
 import SimpleITK as sitk
 
+from monai_iunet.brats import Modality
 from monai_iunet.clinical.io import ClinicalInputError
 
 __all__ = ["apply_mask", "n4_correct", "read_brain_mask", "resample_to_reference", "same_grid"]
@@ -34,7 +35,7 @@ def _geometry(image: sitk.Image) -> str:
     return f"size {image.GetSize()}, spacing ({spacing}) mm, origin ({origin})"
 
 
-def read_brain_mask(path: str | os.PathLike, reference: sitk.Image, reference_name: str = "t1ce") -> sitk.Image:
+def read_brain_mask(path: str | os.PathLike, reference: sitk.Image, reference_name: str = Modality.T1CE) -> sitk.Image:
     """Read a brain mask that must lie on the reference series' grid; returns it as uint8 0/1.
 
     Raises:

@@ -13,16 +13,14 @@ from monai_iunet.data.checks import (
 from monai_iunet.data.datalist import build_datalist
 from monai_iunet.data.dataset import CaseDataset
 from monai_iunet.data.generate import ensure_generated, is_missing_or_empty
-from monai_iunet.data.layouts import BRATS_LAYOUTS, case_name, detect_layout
-from monai_iunet.data.synthetic_brats import MODALITIES, generate_synthetic_brats, synthesize_brats_case
+from monai_iunet.data.layouts import case_name, detect_layout, find_cases
+from monai_iunet.data.synthetic_brats import generate_synthetic_brats, synthesize_brats_case
 from monai_iunet.data.synthetic_tissue import TISSUE_INTENSITIES
 
 __all__ = [
     "BROKEN_CASE_ADVICE",
-    "BRATS_LAYOUTS",
     "BrokenCaseError",
     "CaseDataset",
-    "MODALITIES",
     "TISSUE_INTENSITIES",
     "array_problems",
     "build_datalist",
@@ -30,6 +28,7 @@ __all__ = [
     "check_case",
     "detect_layout",
     "drop_broken_cases",
+    "find_cases",
     "ensure_generated",
     "generate_synthetic_brats",
     "is_missing_or_empty",

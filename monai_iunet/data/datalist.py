@@ -10,7 +10,7 @@ import numpy as np
 from monai.utils import str2bool
 
 from monai_iunet.data.checks import BROKEN_CASE_ADVICE, drop_broken_cases
-from monai_iunet.data.layouts import BRATS_LAYOUTS, find_cases
+from monai_iunet.data.layouts import find_cases
 from monai_iunet.errors import UserInputError
 
 __all__ = ["build_datalist"]
@@ -34,7 +34,7 @@ def build_datalist(
     ``skip_broken`` are left out with a warning listing them.
 
     Args:
-        dataset_dir: folder in one of the layouts of :data:`BRATS_LAYOUTS`.
+        dataset_dir: folder in one of the layouts of :data:`~monai_iunet.brats.LAYOUTS`.
         val_fraction: fraction of labelled cases for validation.
         seed: seed of the split; the same seed and cases give the same split.
         skip_broken: leave broken cases out with a warning instead of raising.
@@ -56,7 +56,7 @@ def build_datalist(
     if not 0.0 < val_fraction < 1.0:
         raise UserInputError(f"val_fraction must be in (0, 1), got {val_fraction}.")
     root = Path(dataset_dir)
-    layout, items, labels = find_cases(root)
+    layout, items, convention = find_cases(root)
     if str2bool(check):
         items = drop_broken_cases(
             items, skip_broken=skip_broken, num_channels=num_channels, where=repr(str(root)), advice=advice
@@ -72,9 +72,9 @@ def build_datalist(
     order = np.random.default_rng(seed).permutation(len(labelled))
     num_val = max(1, round(val_fraction * len(labelled))) if len(labelled) > 1 else 0
     return {
-        "layout": layout,
-        "labels": labels,
-        "modalities": BRATS_LAYOUTS[layout]["modalities"],
+        "layout": layout.name,
+        "labels": {str(part): value for part, value in convention.part_values.items()},
+        "modalities": layout.modality_names,
         "training": [labelled[i] for i in sorted(order[num_val:])],
         "validation": [labelled[i] for i in sorted(order[:num_val])],
         "testing": [item for item in items if "label" not in item],

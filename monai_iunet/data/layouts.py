@@ -25,30 +25,13 @@ from typing import Any
 
 from monai.data import load_decathlon_datalist
 
+from monai_iunet.brats import LAYOUTS, MSD_LAYOUT, DatasetLayout, LabelConvention, TumourPart
 from monai_iunet.errors import InputNotFoundError, UserInputError
 
-__all__ = ["BRATS_LAYOUTS", "case_name", "detect_layout", "find_cases"]
+__all__ = ["case_name", "detect_layout", "find_cases"]
 
-BRATS_LAYOUTS: dict[str, dict[str, Any]] = {
-    "brats2021": {
-        "description": "BraTS 2018-2021 folders <case>/<case>_{flair,t1,t1ce,t2,seg}.nii.gz",
-        "separator": "_",
-        "modalities": ("flair", "t1", "t1ce", "t2"),
-        "labels": {"necrosis": 1, "edema": 2, "enhancing": 4},
-    },
-    "brats2023": {
-        "description": "BraTS 2023 folders <case>/<case>-{t2f,t1n,t1c,t2w,seg}.nii.gz",
-        "separator": "-",
-        "modalities": ("t2f", "t1n", "t1c", "t2w"),
-        "labels": {"necrosis": 1, "edema": 2, "enhancing": 3},
-    },
-    "msd": {
-        "description": "Medical Segmentation Decathlon Task01_BrainTumour (dataset.json, imagesTr/, labelsTr/)",
-        "modalities": ("FLAIR", "T1w", "T1gd", "T2w"),
-        "labels": {"necrosis": 2, "edema": 1, "enhancing": 3},
-    },
-}
-"""The recognised layouts: modality names in channel order (FLAIR, T1, T1ce, T2) and label values per region."""
+_BRATS_FOLDER_LAYOUTS = tuple(layout for layout in LAYOUTS.values() if layout is not MSD_LAYOUT)
+"""The layouts of one folder per case (BraTS 2018-2021 and 2023), as opposed to MSD's ``dataset.json``."""
 
 _EXTENSIONS = (".nii.gz", ".nii")
 
@@ -84,11 +67,11 @@ def _find_file(folder: Path, stem: str) -> Path:
 
 
 def detect_layout(dataset_dir: str | os.PathLike) -> str:
-    """The layout of ``dataset_dir``: one of the keys of :data:`BRATS_LAYOUTS`.
+    """The layout of ``dataset_dir``: one of the names of :data:`~monai_iunet.brats.LAYOUTS`.
 
     Raises:
-        FileNotFoundError: ``dataset_dir`` does not exist.
-        ValueError: no recognised layout, or case folders of both BraTS namings.
+        InputNotFoundError: ``dataset_dir`` does not exist.
+        UserInputError: no recognised layout, or case folders of both BraTS namings.
     """
     root = Path(dataset_dir)
     if not root.is_dir():
@@ -97,60 +80,55 @@ def detect_layout(dataset_dir: str | os.PathLike) -> str:
             "(or generate synthetic ones with `monai-iunet generate-brats DIR`)."
         )
     if (root / "dataset.json").is_file():
-        return "msd"
-    found: dict[str, list[str]] = {"brats2021": [], "brats2023": []}
+        return MSD_LAYOUT.name
+    found: dict[DatasetLayout, list[str]] = {layout: [] for layout in _BRATS_FOLDER_LAYOUTS}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        for layout in found:
-            spec = BRATS_LAYOUTS[layout]
-            stems = [f"{folder.name}{spec['separator']}{m}" for m in spec["modalities"]]
-            if any(_find_file(folder, s).exists() for s in stems):
-                found[layout].append(folder.name)
-    if found["brats2021"] and found["brats2023"]:
-        raise UserInputError(
-            f"dataset_dir {str(root)!r} mixes BraTS 2018-2021 naming (e.g. {found['brats2021'][0]}) and BraTS 2023 "
-            f"naming (e.g. {found['brats2023'][0]}); keep one naming per dataset_dir."
-        )
-    for layout, cases in found.items():
-        if cases:
-            return layout
+        for layout, cases in found.items():
+            if any(_find_file(folder, stem).exists() for stem in layout.file_stems(folder.name)):
+                cases.append(folder.name)
+    mixed = [(layout, cases[0]) for layout, cases in found.items() if cases]
+    if len(mixed) > 1:
+        examples = " and ".join(f"{layout.description} (e.g. {case})" for layout, case in mixed)
+        raise UserInputError(f"dataset_dir {str(root)!r} mixes {examples}; keep one naming per dataset_dir.")
+    if mixed:
+        return mixed[0][0].name
     raise UserInputError(
         f"no brain-tumour cases found in dataset_dir {str(root)!r}. Expected one of: "
-        + "; ".join(spec["description"] for spec in BRATS_LAYOUTS.values())
+        + "; ".join(layout.description for layout in LAYOUTS.values())
         + "."
     )
 
 
-def _brats_items(root: Path, layout: str) -> list[dict]:
-    spec = BRATS_LAYOUTS[layout]
-    sep = spec["separator"]
+def _brats_items(root: Path, layout: DatasetLayout) -> list[dict]:
     items = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        images = [_find_file(folder, f"{folder.name}{sep}{m}") for m in spec["modalities"]]
+        images = [_find_file(folder, stem) for stem in layout.file_stems(folder.name)]
         if not any(p.exists() for p in images):
             continue  # not a case folder
         item: dict[str, Any] = {"image": [str(p) for p in images], "case": folder.name}
-        label = _find_file(folder, f"{folder.name}{sep}seg")
+        label = _find_file(folder, layout.label_stem(folder.name))
         if label.exists():
             item["label"] = str(label)
         items.append(item)
     return items
 
 
-def _msd_labels(description: dict) -> dict[str, int]:
-    """Label values per region from the ``labels`` entry of an MSD ``dataset.json`` (defaults to Task01's)."""
-    labels = dict(BRATS_LAYOUTS["msd"]["labels"])
-    names = {str(v).lower(): int(k) for k, v in description.get("labels", {}).items()}
-    for name, value in names.items():
-        if "edema" in name:
-            labels["edema"] = value
+def _msd_convention(description: dict) -> LabelConvention:
+    """The label convention of an MSD ``dataset.json`` from its ``labels`` entry (defaults to Task01's)."""
+    values = MSD_LAYOUT.convention.part_values
+    for key, name in ((int(k), str(v).lower()) for k, v in description.get("labels", {}).items()):
+        if TumourPart.EDEMA in name:
+            values[TumourPart.EDEMA] = key
         elif "non-enhancing" in name or "necro" in name:
-            labels["necrosis"] = value
-        elif "enhancing" in name:
-            labels["enhancing"] = value
-    return labels
+            values[TumourPart.NECROSIS] = key
+        elif TumourPart.ENHANCING in name:
+            values[TumourPart.ENHANCING] = key
+    if values == MSD_LAYOUT.convention.part_values:
+        return MSD_LAYOUT.convention
+    return LabelConvention(MSD_LAYOUT.name, **values, description="labels of this dataset.json")
 
 
-def _msd_items(root: Path) -> tuple[list[dict], dict[str, int]]:
+def _msd_items(root: Path) -> tuple[list[dict], LabelConvention]:
     json_file = root / "dataset.json"
     try:
         description = json.loads(json_file.read_text())
@@ -164,15 +142,18 @@ def _msd_items(root: Path) -> tuple[list[dict], dict[str, int]]:
                 items.append(item)
     if not items:
         raise UserInputError(f"{json_file} lists no cases under 'training' or 'test'.")
-    return items, _msd_labels(description)
+    return items, _msd_convention(description)
 
 
-def find_cases(dataset_dir: str | os.PathLike) -> tuple[str, list[dict], dict[str, int]]:
-    """The layout of ``dataset_dir``, its datalist items (labelled or not) and its label value per region."""
+def find_cases(dataset_dir: str | os.PathLike) -> tuple[DatasetLayout, list[dict], LabelConvention]:
+    """The layout of ``dataset_dir``, its datalist items (labelled or not) and the label convention of its labels.
+
+    The convention is the layout's, except for an MSD ``dataset.json`` whose ``labels`` name other values.
+    """
     root = Path(dataset_dir)
-    layout = detect_layout(root)
-    if layout == "msd":
-        items, labels = _msd_items(root)
+    layout = LAYOUTS[detect_layout(root)]
+    if layout is MSD_LAYOUT:
+        items, convention = _msd_items(root)
     else:
-        items, labels = _brats_items(root, layout), dict(BRATS_LAYOUTS[layout]["labels"])
-    return layout, items, labels
+        items, convention = _brats_items(root, layout), layout.convention
+    return layout, items, convention

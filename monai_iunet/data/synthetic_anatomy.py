@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from monai.transforms import GaussianSmooth
 from monai.utils import ensure_tuple_rep
 
+from monai_iunet.brats import BRATS2021, MODALITY_ORDER, Modality, TumourPart
 from monai_iunet.data.synthetic_tissue import TISSUE_INTENSITIES, smooth_field
 from monai_iunet.errors import UserInputError
 
@@ -156,12 +157,12 @@ def _labels(d, wm, gm, brain, rng: np.random.Generator, shape) -> np.ndarray:
     white = wm / np.maximum(wm + gm, 1e-3)  # white-matter fraction of the tissue at each voxel
     edema = (d < 1.0 + 0.25 * rng.uniform(0.5, 1.0)) | ((d < reach) & (white > 0.55))
     label = np.zeros(shape, dtype=np.uint8)
-    label[brain & edema] = 2
-    label[brain & (d < 1.0)] = 4
-    label[brain & (d < np.minimum(rim, 0.95))] = 1
-    label[brain & (d < core)] = 1
+    label[brain & edema] = BRATS2021.edema
+    label[brain & (d < 1.0)] = BRATS2021.enhancing
+    label[brain & (d < np.minimum(rim, 0.95))] = BRATS2021.necrosis
+    label[brain & (d < core)] = BRATS2021.necrosis
     # enhancing voxels are the rim between the core and the tumour edge
-    label[brain & (d >= np.minimum(rim, 0.95)) & (d < 1.0)] = 4
+    label[brain & (d >= np.minimum(rim, 0.95)) & (d < 1.0)] = BRATS2021.enhancing
     return label
 
 
@@ -175,14 +176,14 @@ def _contrasts(t1, gm, wm, brain, label, rng: np.random.Generator, shape) -> np.
     healthy = (csf * means["csf"] + gm2 * means["grey_matter"] + wm2 * means["white_matter"]) / total
     # T1 and T1ce borrow the template's own T1 detail (deep grey nuclei, cerebellum), scaled to the tissue model
     template_t1 = t1 / max(float(np.percentile(t1[wm > 0.9], 50)) if (wm > 0.9).any() else 1.0, 1e-3)
-    for c in (1, 2):
+    for c in (MODALITY_ORDER.index(Modality.T1), MODALITY_ORDER.index(Modality.T1CE)):
         healthy[c] = 0.5 * healthy[c] + 0.5 * template_t1 * means["white_matter"][c, 0, 0, 0]
     smooth = GaussianSmooth(sigma=0.7)
     image = healthy
     texture = 1.0 + 0.12 * smooth_field(shape, rng, cells=max(4, max(shape) // 6))
-    for value, name in ((2, "edema"), (4, "enhancing"), (1, "necrosis")):
-        part = smooth(torch.from_numpy((label == value).astype(np.float32))[None]).numpy()
-        mean = means[name] * (texture if name != "edema" else 1.0)
+    for name in (TumourPart.EDEMA, TumourPart.ENHANCING, TumourPart.NECROSIS):
+        part = smooth(torch.from_numpy((label == BRATS2021.value(name)).astype(np.float32))[None]).numpy()
+        mean = means[name] * (texture if name != TumourPart.EDEMA else 1.0)
         image = image * (1.0 - part) + part * mean
     # a soft transition of the edema into the surrounding tissue
     image = image * (1.0 + 0.03 * smooth_field(shape, rng, cells=max(4, max(shape) // 3)))

@@ -34,15 +34,21 @@ import torch
 from monai.transforms import GaussianSmooth
 from monai.utils import ensure_tuple_rep
 
-from monai_iunet.data.layouts import BRATS_LAYOUTS
+from monai_iunet.brats import (
+    BRATS2021,
+    BRATS2021_LAYOUT,
+    LAYOUTS,
+    MSD,
+    MSD_LAYOUT,
+    DatasetLayout,
+    convert_labels,
+    dataset_layout,
+)
 from monai_iunet.data.synthetic_anatomy import synthesize_mni152_case
 from monai_iunet.data.synthetic_tissue import TISSUE_INTENSITIES, smooth_field
 from monai_iunet.errors import UserInputError
 
-__all__ = ["MODALITIES", "generate_synthetic_brats", "synthesize_brats_case"]
-
-MODALITIES = BRATS_LAYOUTS["brats2021"]["modalities"]
-"""Modality names, in BraTS 2018–2021 file-name spelling and in the channel order of the bundle."""
+__all__ = ["generate_synthetic_brats", "synthesize_brats_case"]
 
 
 def synthesize_brats_case(
@@ -60,9 +66,10 @@ def synthesize_brats_case(
         bias_strength: standard deviation of the log of the multiplicative bias field.
 
     Returns:
-        ``(image, label)``: ``image`` of shape ``(4, *spatial_size)``, float32, channels in ``MODALITIES`` order
-        (FLAIR, T1, T1ce, T2), zero outside the brain; ``label`` of shape ``spatial_size``, uint8, with 0 background,
-        1 necrotic core, 2 edema, 4 enhancing tumour (BraTS 2018–2021 convention).
+        ``(image, label)``: ``image`` of shape ``(4, *spatial_size)``, float32, channels in
+        :data:`~monai_iunet.brats.MODALITY_ORDER` (FLAIR, T1, T1ce, T2), zero outside the brain; ``label`` of shape
+        ``spatial_size``, uint8, in the :data:`~monai_iunet.brats.BRATS2021` convention (0 background, 1 necrotic
+        core, 2 edema, 4 enhancing tumour).
     """
     shape = tuple(int(s) for s in ensure_tuple_rep(spatial_size, 3))
     if len(shape) != 3 or min(shape) < 8:
@@ -98,9 +105,9 @@ def synthesize_brats_case(
     core, rim = rng.uniform(0.35, 0.6), rng.uniform(0.3, 0.45)
     edema_extent = rng.uniform(1.4, 1.9)
     label = np.zeros(shape, dtype=np.uint8)
-    label[brain & (d < edema_extent)] = 2
-    label[brain & (d < core + rim)] = 4
-    label[brain & (d < core)] = 1
+    label[brain & (d < edema_extent)] = BRATS2021.edema
+    label[brain & (d < core + rim)] = BRATS2021.enhancing
+    label[brain & (d < core)] = BRATS2021.necrosis
 
     # intensities: tissue means, partial-volume blur, texture, bias field, noise, scale
     means = np.asarray(list(TISSUE_INTENSITIES.values()), dtype=np.float32)  # (6, 4)
@@ -108,9 +115,9 @@ def synthesize_brats_case(
     index[tissue == 1] = 0
     index[tissue == 2] = 1
     index[tissue == 3] = 2
-    index[label == 2] = 3
-    index[label == 4] = 4
-    index[label == 1] = 5
+    index[label == BRATS2021.edema] = 3
+    index[label == BRATS2021.enhancing] = 4
+    index[label == BRATS2021.necrosis] = 5
     image = np.moveaxis(means[index], -1, 0) * brain  # (4, *shape)
     image = GaussianSmooth(sigma=0.6)(torch.from_numpy(image)).numpy()
     image = image * (1.0 + 0.04 * smooth_field(shape, rng, cells=max(shape) // 3))
@@ -122,24 +129,15 @@ def synthesize_brats_case(
     return image.astype(np.float32), label
 
 
-def _to_convention(label: np.ndarray, labels: dict[str, int]) -> np.ndarray:
-    """Relabel a BraTS 2018–2021 label map (1 necrosis, 2 edema, 4 enhancing) to another convention."""
-    out = np.zeros_like(label)
-    for region, value in (("necrosis", 1), ("edema", 2), ("enhancing", 4)):
-        out[label == value] = labels[region]
-    return out
-
-
 def _write_case_folder(
-    case_dir: Path, image: np.ndarray, label: np.ndarray | None, affine: np.ndarray, spec: dict
+    case_dir: Path, image: np.ndarray, label: np.ndarray | None, affine: np.ndarray, layout: DatasetLayout
 ) -> str:
     """Write one case of a BraTS layout: a NIfTI file per modality and, for a labelled case, the label."""
     case_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{case_dir.name}{spec['separator']}"
-    for name, volume in zip(spec["modalities"], image):
-        nib.save(nib.Nifti1Image(volume, affine), case_dir / f"{stem}{name}.nii.gz")
+    for stem, volume in zip(layout.file_stems(case_dir.name), image):
+        nib.save(nib.Nifti1Image(volume, affine), case_dir / f"{stem}.nii.gz")
     if label is not None:
-        nib.save(nib.Nifti1Image(label, affine), case_dir / f"{stem}seg.nii.gz")
+        nib.save(nib.Nifti1Image(label, affine), case_dir / f"{layout.label_stem(case_dir.name)}.nii.gz")
     return str(case_dir)
 
 
@@ -151,11 +149,11 @@ def generate_synthetic_brats(
     seed: int = 0,
     num_unlabeled: int = 0,
     prefix: str = "SynthBraTS",
-    layout: str = "brats2021",
+    layout: str = BRATS2021_LAYOUT.name,
     anatomy: str = "ellipsoid",
     **kwargs,
 ) -> list[str]:
-    """Write synthetic cases in one of the layouts of :data:`~monai_iunet.data.BRATS_LAYOUTS`.
+    """Write synthetic cases in one of the layouts of :data:`~monai_iunet.brats.LAYOUTS`.
 
     - ``"brats2021"`` (default): case folders ``<case>/<case>_{flair,t1,t1ce,t2}.nii.gz`` (float32) and, for labelled
       cases, ``<case>/<case>_seg.nii.gz`` (uint8, labels 1 necrosis, 2 edema, 4 enhancing).
@@ -189,8 +187,8 @@ def generate_synthetic_brats(
 
         >>> generate_synthetic_brats("data/synthetic_brats", num_cases=4, spatial_size=(48, 40, 36))
     """
-    if layout not in BRATS_LAYOUTS:
-        raise UserInputError(f"layout must be one of {tuple(BRATS_LAYOUTS)}, got {layout!r}.")
+    if str(layout).lower() not in LAYOUTS:
+        raise UserInputError(f"layout must be one of {tuple(LAYOUTS)}, got {layout!r}.")
     if num_cases < 1 or not 0 <= num_unlabeled <= num_cases:
         raise UserInputError(
             f"need num_cases >= 1 and 0 <= num_unlabeled <= num_cases, got {num_cases}, {num_unlabeled}."
@@ -198,7 +196,7 @@ def generate_synthetic_brats(
     if anatomy not in ("ellipsoid", "mni152"):
         raise UserInputError(f"anatomy must be 'ellipsoid' or 'mni152', got {anatomy!r}.")
     synthesize = synthesize_mni152_case if anatomy == "mni152" else synthesize_brats_case
-    spec = BRATS_LAYOUTS[layout]
+    spec = dataset_layout(layout)
     pixdim = np.asarray(ensure_tuple_rep(spacing, 3), dtype=np.float64)
     shape = np.asarray(ensure_tuple_rep(spatial_size, 3))
     affine = np.diag([-pixdim[0], -pixdim[1], pixdim[2], 1.0])  # BraTS files flip the first two axes
@@ -208,9 +206,9 @@ def generate_synthetic_brats(
     for i in range(num_cases):
         case = f"{prefix}_{i:05d}"
         image, label = synthesize(spatial_size, seed=np.random.default_rng([seed, i]), **kwargs)
-        label = _to_convention(label, spec["labels"])
+        label = convert_labels(label, BRATS2021, spec.convention)
         labelled = i < num_cases - num_unlabeled
-        if layout == "msd":
+        if spec is MSD_LAYOUT:
             image_file = root / ("imagesTr" if labelled else "imagesTs") / f"{case}.nii.gz"
             image_file.parent.mkdir(parents=True, exist_ok=True)
             nib.save(nib.Nifti1Image(np.moveaxis(image, 0, -1), affine), image_file)
@@ -223,13 +221,18 @@ def generate_synthetic_brats(
             written.append(str(image_file))
             continue
         written.append(_write_case_folder(root / case, image, label if labelled else None, affine, spec))
-    if layout == "msd":
+    if spec is MSD_LAYOUT:
         description = {
             "name": "SyntheticBrainTumour",
             "description": "synthetic BraTS-like cases (monai_iunet.data.generate_synthetic_brats)",
             "tensorImageSize": "4D",
-            "modality": {str(i): name for i, name in enumerate(spec["modalities"])},
-            "labels": {"0": "background", "1": "edema", "2": "non-enhancing tumor", "3": "enhancing tumour"},
+            "modality": {str(i): name for i, name in enumerate(spec.modality_names)},
+            "labels": {
+                "0": "background",
+                str(MSD.edema): "edema",
+                str(MSD.necrosis): "non-enhancing tumor",
+                str(MSD.enhancing): "enhancing tumour",
+            },
             "numTraining": len(training),
             "numTest": len(test),
             "training": training,

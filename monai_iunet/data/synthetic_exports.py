@@ -35,10 +35,12 @@ import SimpleITK as sitk
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
-from monai_iunet.data.synthetic_brats import MODALITIES, synthesize_brats_case
+from monai_iunet.brats import MODALITY_ORDER, Modality
+from monai_iunet.data.synthetic_brats import synthesize_brats_case
 
 __all__ = [
     "ACQUISITIONS",
+    "ACQUISITION_ORDER",
     "SERIES_DESCRIPTIONS",
     "make_scanner_export",
     "rotation_matrix",
@@ -46,16 +48,24 @@ __all__ = [
     "write_dicom_series",
 ]
 
-SERIES_DESCRIPTIONS = {"t1": "T1", "t1ce": "T1 post-contrast", "t2": "T2", "flair": "FLAIR"}
+SERIES_DESCRIPTIONS = {
+    Modality.T1: "T1",
+    Modality.T1CE: "T1 post-contrast",
+    Modality.T2: "T2",
+    Modality.FLAIR: "FLAIR",
+}
 """SeriesDescription of each modality's DICOM series (what a Deploy app's selection rules match)."""
 
-ACQUISITIONS: dict[str, dict] = {
-    "t1ce": {"spacing": (1.0, 1.0, 1.0), "tilt": (3.0, 0.0, 0.0), "motion": False},
-    "t1": {"spacing": (1.0, 1.0, 1.0), "tilt": (0.0, 0.0, 0.0), "motion": True},
-    "t2": {"spacing": (0.9, 0.9, 3.0), "tilt": (0.0, 0.0, 0.0), "motion": True},
-    "flair": {"spacing": (1.1, 1.1, 2.0), "tilt": (12.0, 0.0, 0.0), "motion": True},
+ACQUISITIONS: dict[Modality, dict] = {
+    Modality.T1CE: {"spacing": (1.0, 1.0, 1.0), "tilt": (3.0, 0.0, 0.0), "motion": False},
+    Modality.T1: {"spacing": (1.0, 1.0, 1.0), "tilt": (0.0, 0.0, 0.0), "motion": True},
+    Modality.T2: {"spacing": (0.9, 0.9, 3.0), "tilt": (0.0, 0.0, 0.0), "motion": True},
+    Modality.FLAIR: {"spacing": (1.1, 1.1, 2.0), "tilt": (12.0, 0.0, 0.0), "motion": True},
 }
 """Grid of each series: voxel size in mm, tilt of the planes (degrees about x, y, z), and whether the patient moved."""
+
+ACQUISITION_ORDER = (Modality.T1, Modality.T1CE, Modality.T2, Modality.FLAIR)
+"""The order the scanner acquired the series in: their SeriesNumber 1 to 4."""
 
 
 def rotation_matrix(degrees: Sequence[float]) -> np.ndarray:
@@ -105,6 +115,7 @@ def write_dicom_series(
     series_number: int,
     study: Mapping[str, str],
     body_part: str = "BRAIN",
+    tags: Mapping[str, object] | None = None,
 ) -> list[str]:
     """Write a 3D image as an MR DICOM series, one file per slice (``IM_0001.dcm`` ...), with pydicom.
 
@@ -115,6 +126,8 @@ def write_dicom_series(
         series_number: SeriesNumber.
         study: ``PatientID``, ``PatientName``, ``StudyInstanceUID``, ``FrameOfReferenceUID``, ``StudyDate``.
         body_part: BodyPartExamined.
+        tags: attributes set on every file after the defaults (EchoTime, ContrastBolusAgent, ...); ``None`` removes
+            one (e.g. ``{"FrameOfReferenceUID": None}``).
 
     Returns:
         the written files, in slice order.
@@ -159,6 +172,12 @@ def write_dicom_series(
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         ds.RescaleIntercept, ds.RescaleSlope = 0.0, 1.0
         ds.PixelData = plane.tobytes()
+        for key, value in (tags or {}).items():
+            if value is None:
+                if key in ds:
+                    delattr(ds, key)
+            else:
+                setattr(ds, key, value)
         path = folder / f"IM_{k + 1:04d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         files.append(str(path))
@@ -208,14 +227,14 @@ def make_scanner_export(
     image, label = synthesize_brats_case(spatial_size, seed=np.random.default_rng([seed, 0]))
     size = label.shape
     fov_centre = np.array([0.0, -20.0, 15.0])  # a head is not at the scanner's isocentre
-    reference = _grid(size, (1.0, 1.0, 1.0), rotation_matrix(acquisitions["t1ce"]["tilt"]), fov_centre)
+    reference = _grid(size, (1.0, 1.0, 1.0), rotation_matrix(acquisitions[Modality.T1CE]["tilt"]), fov_centre)
 
     def on_reference(array: np.ndarray) -> sitk.Image:  # array (x, y, z) -> image on the reference grid
         out = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(array, (2, 1, 0))))
         out.CopyInformation(reference)
         return out
 
-    truth = {name: on_reference(image[MODALITIES.index(name)]) for name in MODALITIES}
+    truth = {name: on_reference(image[MODALITY_ORDER.index(name)]) for name in MODALITY_ORDER}
     study = {
         "PatientID": patient_id,
         "PatientName": "Synthetic^Patient",
@@ -225,11 +244,11 @@ def make_scanner_export(
     }
     fov = np.asarray(size, dtype=np.float64)  # mm, the reference field of view
     result: dict = {"dicom": {}, "nifti": {}, "truth": {}, "motion": {}, "study": study}
-    for number, name in enumerate(("t1", "t1ce", "t2", "flair"), start=1):
+    for number, name in enumerate(ACQUISITION_ORDER, start=1):
         spec = acquisitions[name]
         spacing = np.asarray(spec["spacing"], dtype=np.float64)
         direction = rotation_matrix(spec["tilt"])
-        if name == "t1ce":
+        if name == Modality.T1CE:
             grid = reference
         else:
             grid = _grid(np.ceil(fov * 1.1 / spacing).astype(int), spacing, direction, fov_centre)
@@ -261,7 +280,7 @@ def make_scanner_export(
             result["nifti"][name] = str(path)
     (root / "truth").mkdir(parents=True, exist_ok=True)
     truth["seg"] = sitk.Cast(on_reference(label), sitk.sitkUInt8)
-    truth["brain_mask"] = sitk.Cast(truth["t1ce"] > 0, sitk.sitkUInt8)
+    truth["brain_mask"] = sitk.Cast(truth[Modality.T1CE] > 0, sitk.sitkUInt8)
     for name, volume in truth.items():
         path = root / "truth" / f"{name}.nii.gz"
         sitk.WriteImage(volume, str(path))

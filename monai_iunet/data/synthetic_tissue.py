@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from monai_iunet.brats import TumourPart
+
 __all__ = ["TISSUE_INTENSITIES", "smooth_field"]
 
 TISSUE_INTENSITIES: dict[str, tuple[float, float, float, float]] = {
@@ -18,9 +20,9 @@ TISSUE_INTENSITIES: dict[str, tuple[float, float, float, float]] = {
     "csf": (0.15, 0.25, 0.25, 1.00),
     "grey_matter": (0.55, 0.55, 0.55, 0.62),
     "white_matter": (0.45, 0.80, 0.80, 0.40),
-    "edema": (0.95, 0.45, 0.47, 0.88),
-    "enhancing": (0.75, 0.50, 1.35, 0.70),
-    "necrosis": (0.60, 0.28, 0.20, 0.98),
+    TumourPart.EDEMA: (0.95, 0.45, 0.47, 0.88),
+    TumourPart.ENHANCING: (0.75, 0.50, 1.35, 0.70),
+    TumourPart.NECROSIS: (0.60, 0.28, 0.20, 0.98),
 }
 """Mean intensity of each tissue per modality (in :data:`~monai_iunet.brats.MODALITY_ORDER`), before bias field,
 noise and scaling."""

@@ -10,8 +10,10 @@ from monai_iunet.engine.backprop import (
     trainable_parameters,
 )
 from monai_iunet.engine.guard import ReconstructionGuard
-from monai_iunet.engine.invertible import Invertible, InvertibleSequence, NoInverseError, check_invertible
-from monai_iunet.engine.recompute import RngRecord, RunningStats, hooks_observe
+from monai_iunet.engine.invertible import InvertibleSequence, NoInverseError, check_invertible
+from monai_iunet.engine.opaque import opaque_to_compile
+from monai_iunet.engine.protocol import Invertible
+from monai_iunet.engine.recompute import RngRecord, RunningStats, call_with_tensors, hooks_observe, module_tensors
 
 __all__ = [
     "Invertible",
@@ -22,9 +24,12 @@ __all__ = [
     "RngRecord",
     "RunningStats",
     "accumulate_grads",
+    "call_with_tensors",
     "check_invertible",
     "hooks_observe",
     "memory_efficient_apply",
+    "module_tensors",
+    "opaque_to_compile",
     "reconstruct",
     "trainable_parameters",
 ]

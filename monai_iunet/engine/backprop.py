@@ -18,21 +18,32 @@ hooks see them as usual. The engine never frees or overwrites a tensor it did no
 The recompute is invisible (:mod:`monai_iunet.engine.recompute`): it replays each module's forward RNG state,
 leaves running statistics as the forward left them, and reuses the output's memory only when the caller allows it
 and no hook can see it. What it cannot do, it refuses: higher-order gradients (``create_graph=True``) raise an
-error naming ``memory_efficient=False``. Under ``torch.compile`` the engine is an opaque region that runs eagerly
+error naming ``memory_efficient=False``, and so do function transforms (``torch.func.grad``, ``vjp``, ``jvp``,
+``vmap`` with a gradient). Under ``torch.func.functional_call`` the backward recomputes with the parameters the
+forward used, not the module's own. Under ``torch.compile`` the engine is an opaque region that runs eagerly
 (a graph break), so a compiled network stays memory-efficient.
 """
 
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
+from monai.utils import deprecated_arg
 from torch import nn
 
-from monai_iunet.engine.recompute import RngRecord, RunningStats, replay_rng, set_rng_state_to
+from monai_iunet.engine.opaque import opaque_to_compile
+from monai_iunet.engine.protocol import Invertible
+from monai_iunet.engine.recompute import (
+    RngRecord,
+    RunningStats,
+    call_with_tensors,
+    module_tensors,
+    replay_rng,
+    set_rng_state_to,
+)
 
 if TYPE_CHECKING:
     from monai_iunet.engine.guard import ReconstructionGuard
@@ -40,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MemoryEfficientFunction",
     "accumulate_grads",
+    "deprecated_private_output",
     "memory_efficient_apply",
     "reconstruct",
     "trainable_parameters",
@@ -47,7 +59,8 @@ __all__ = [
 
 
 def trainable_parameters(module: nn.Module) -> list[nn.Parameter]:
-    """The parameters of ``module`` that require gradients, in a fixed order."""
+    """The parameters of ``module`` that require gradients, in a fixed order (inside
+    ``torch.func.functional_call``: the tensors substituted for them)."""
     return [p for p in module.parameters() if p.requires_grad]
 
 
@@ -65,7 +78,7 @@ def accumulate_grads(
 
 
 def reconstruct(
-    module: nn.Module, y: torch.Tensor, grad_y: torch.Tensor, grads: dict[nn.Parameter, torch.Tensor]
+    module: Invertible, y: torch.Tensor, grad_y: torch.Tensor, grads: dict[nn.Parameter, torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One backward step through an invertible module: rebuild its input and its input's gradient.
 
@@ -104,6 +117,13 @@ def _autocast_state(device_type: str) -> tuple[bool, torch.dtype]:
     return torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
 
 
+_FUNCTION_TRANSFORMS = (
+    "memory-efficient backpropagation does not support torch.func function transforms (grad, vjp, jvp, "
+    "vmap of a gradient, jacrev/jacfwd): its backward reconstructs activations outside the autograd graph. "
+    "Build the network with memory_efficient=False (or set net.core.memory_efficient = False) to use them; "
+    "torch.func.functional_call alone (without a transform) is supported."
+)
+
 _DOUBLE_BACKWARD = (
     "memory-efficient backpropagation does not support higher-order gradients (create_graph=True, e.g. gradient "
     "penalties or meta-learning): its backward reconstructs activations outside the autograd graph, so second "
@@ -118,7 +138,7 @@ class MemoryEfficientFunction(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
         ctx,
-        module: nn.Module,
+        module: Invertible,
         x: torch.Tensor,
         reuse_output_memory: bool,
         guard: ReconstructionGuard | None,
@@ -126,6 +146,8 @@ class MemoryEfficientFunction(torch.autograd.Function):
         *params: nn.Parameter,
     ) -> torch.Tensor:
         ctx.module = module
+        ctx.params = params  # what the forward used: under functional_call, not the module's own parameters
+        ctx.tensors = module_tensors(module)
         ctx.reuse = reuse_output_memory
         ctx.guard = guard
         ctx.reference = x.detach().clone() if guard is not None and guard.due() else None
@@ -158,20 +180,29 @@ class MemoryEfficientFunction(torch.autograd.Function):
         else:
             grad = grad_y.to(y.dtype, copy=True).contiguous()
         del grad_y
+        reference, ctx.reference = ctx.reference, None
+        output_finite = None if reference is None else bool(torch.isfinite(y).all())
         grads: dict[nn.Parameter, torch.Tensor] = {}
-        enabled, dtype = ctx.autocast
-        stats = RunningStats(ctx.module)
-        try:
-            with torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled), _replaying(ctx.rng):
-                x_rec, grad_x = reconstruct(ctx.module, y, grad, grads)
-        finally:
-            stats.restore()  # the recompute must not update running statistics a second time
-        if ctx.reference is not None:
-            reference, ctx.reference = ctx.reference, None
-            ctx.guard.check(reference, x_rec)
+        x_rec, grad_x = call_with_tensors(ctx.module, ctx.tensors, _reconstruct_invisibly, ctx, y, grad, grads)
+        del y, grad
+        if reference is not None:
+            ctx.guard.check(reference, x_rec, output_finite=output_finite)
         del x_rec
-        param_grads = [grads.get(p) for p in trainable_parameters(ctx.module)]
+        param_grads = [grads.get(p) for p in ctx.params]
         return (None, grad_x if ctx.needs_input_grad[1] else None, None, None, None, *param_grads)
+
+
+def _reconstruct_invisibly(
+    ctx, y: torch.Tensor, grad: torch.Tensor, grads: dict[nn.Parameter, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`reconstruct` under the forward's autocast state and RNG, leaving running statistics untouched."""
+    enabled, dtype = ctx.autocast
+    stats = RunningStats(ctx.module)
+    try:
+        with torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled), _replaying(ctx.rng):
+            return reconstruct(ctx.module, y, grad, grads)
+    finally:
+        stats.restore()  # the recompute must not update running statistics a second time
 
 
 def _replaying(record: RngRecord | None):
@@ -200,15 +231,7 @@ _COMPILE_REASON = (
 )
 
 
-def _opaque_to_compile(reason: str):
-    """``torch.compiler.disable`` with the reason Dynamo shows (torch < 2.7 takes no reason)."""
-    try:
-        return torch.compiler.disable(reason=reason)
-    except TypeError:
-        return torch.compiler.disable
-
-
-@_opaque_to_compile(_COMPILE_REASON)
+@opaque_to_compile(_COMPILE_REASON)
 def _apply_opaque(
     module: nn.Module,
     x: torch.Tensor,
@@ -219,11 +242,35 @@ def _apply_opaque(
 ) -> torch.Tensor:
     # torch.compile must not trace into the engine: traced, the Function would be inlined into the compiled graph
     # and AOT autograd would save every block's activations again, so under compile this runs eagerly
-    return MemoryEfficientFunction.apply(module, x, reuse_output_memory, guard, preserve_rng_state, *params)
+    with refusing_function_transforms(_FUNCTION_TRANSFORMS):
+        return MemoryEfficientFunction.apply(module, x, reuse_output_memory, guard, preserve_rng_state, *params)
 
 
+@contextlib.contextmanager
+def refusing_function_transforms(message: str):
+    """Turn PyTorch's error for an ``autograd.Function`` under a ``torch.func`` transform (it names only
+    ``setup_context``) into ``message``, which says what to do."""
+    try:
+        yield
+    except RuntimeError as error:
+        if "setup_context" in str(error) or "functorch" in str(error):
+            raise RuntimeError(message) from error
+        raise
+
+
+#: ``private_output=`` is the deprecated name of ``reuse_output_memory=`` (a ``DeprecationWarning``, then renamed)
+deprecated_private_output = deprecated_arg(
+    name="private_output",
+    since="0.2.0",
+    new_name="reuse_output_memory",
+    msg_suffix="use reuse_output_memory=... instead.",
+    warning_category=DeprecationWarning,
+)
+
+
+@deprecated_private_output
 def memory_efficient_apply(
-    module: nn.Module,
+    module: Invertible,
     x: torch.Tensor,
     reuse_output_memory: bool = False,
     guard: ReconstructionGuard | None = None,
@@ -251,15 +298,9 @@ def memory_efficient_apply(
         ``module(x)``.
 
     Raises:
-        RuntimeError: in backward, for higher-order gradients (``create_graph=True``).
+        RuntimeError: under a ``torch.func`` transform (``grad``, ``vjp``, ``jvp``), and in backward for
+            higher-order gradients (``create_graph=True``); both messages name ``memory_efficient=False``.
     """
-    if private_output is not None:
-        warnings.warn(
-            "memory_efficient_apply(private_output=...) is deprecated; use reuse_output_memory=...",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        reuse_output_memory = bool(private_output)
     params = trainable_parameters(module)
     if torch.jit.is_tracing() or not torch.is_grad_enabled() or not (x.requires_grad or params):
         return module(x)

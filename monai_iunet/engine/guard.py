@@ -43,20 +43,41 @@ class ReconstructionGuard:
         self.calls += 1
         return (self.calls - 1) % self.every == 0
 
-    def check(self, reference: torch.Tensor, reconstructed: torch.Tensor) -> float:
-        """Record the relative error of ``reconstructed`` against ``reference``, warn or raise if too large."""
+    def check(self, reference: torch.Tensor, reconstructed: torch.Tensor, output_finite: bool | None = None) -> float:
+        """Record the relative error of ``reconstructed`` against ``reference``, warn or raise if too large.
+
+        Args:
+            reference: the true input of the memory-efficient region.
+            reconstructed: the engine's reconstruction of it.
+            output_finite: whether the region's output was finite (``None``: not known). A non-finite input or
+                output is reported as such, not as a reconstruction error.
+        """
         ref = reference.detach().double()
         error = ((reconstructed.detach().double() - ref).norm() / ref.norm().clamp_min(1e-30)).item()
         self.errors.append(error)
-        if not error <= self.tolerance:  # also catches NaN
+        if error <= self.tolerance:  # NaN fails this test too
+            return error
+        if not bool(torch.isfinite(ref).all()):
+            message = (
+                "the input of the memory-efficient region (the invertible core) was not finite (NaN or inf), so "
+                "its output and gradients are not finite either; check the data and the layers before the core "
+                "(the reconstruction itself is not at fault)."
+            )
+        elif output_finite is False:
+            message = (
+                "the forward pass of the memory-efficient region (the invertible core) produced non-finite values "
+                "(NaN or inf) from a finite input: the weights have diverged or the activations overflowed; lower "
+                "the learning rate, train in float32 (no float16 autocast), or clip gradients."
+            )
+        else:
             message = (
                 f"memory-efficient backpropagation reconstructed the invertible core's input with relative error "
                 f"{error:.2e} > tolerance {self.tolerance:.1e}, so its gradients are inaccurate: train in float32 "
                 "(no autocast), lower the learning rate, or build the network with memory_efficient=False."
             )
-            if self.action == "raise":
-                raise FloatingPointError(message)
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        if self.action == "raise":
+            raise FloatingPointError(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
         return error
 
     def __repr__(self) -> str:

@@ -1,38 +1,28 @@
-"""The invertible protocol the engine knows, and the composite that applies invertible modules in sequence.
+"""The composite that applies invertible modules in sequence, and the check that a module keeps the protocol.
 
-An invertible module is an ``nn.Module`` with ``forward(x)`` and ``inverse(y)``; nothing else is required. It may
-also define ``reconstruct(y, grad_y, grads) -> (x, grad_x)`` to refine the engine's backward step
-(:func:`monai_iunet.engine.backprop.reconstruct`).
+The protocol itself, :class:`~monai_iunet.engine.protocol.Invertible` (``forward(x)`` and ``inverse(y)``), lives in
+:mod:`monai_iunet.engine.protocol` and is re-exported here.
 """
 
 from __future__ import annotations
-
-from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from monai_iunet.engine.backprop import reconstruct
+from monai_iunet.engine.protocol import Invertible
 
 __all__ = ["Invertible", "InvertibleSequence", "NoInverseError", "check_invertible"]
-
-
-@runtime_checkable
-class Invertible(Protocol):
-    """What the engine needs of a module: a forward map and its inverse, both tensor to tensor."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor: ...
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor: ...
 
 
 class NoInverseError(TypeError):
     """A module given where an invertible one is needed has no ``inverse``."""
 
 
-def check_invertible(module: object, what: str = "module") -> nn.Module:
-    """Return ``module`` if it keeps the invertible protocol; raise :class:`NoInverseError` naming it otherwise."""
-    if not isinstance(module, nn.Module) or not callable(getattr(module, "inverse", None)):
+def check_invertible(module: object, what: str = "module") -> Invertible:
+    """Return ``module`` if it is an ``nn.Module`` keeping the :class:`Invertible` protocol; raise
+    :class:`NoInverseError` naming it otherwise."""
+    if not isinstance(module, nn.Module) or not isinstance(module, Invertible):
         raise NoInverseError(
             f"{what} must be an nn.Module with forward(x) and inverse(y), got {type(module).__name__} without "
             "inverse(); define inverse() or wrap the module in an invertible block such as AdditiveCoupling."

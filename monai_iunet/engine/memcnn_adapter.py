@@ -10,17 +10,26 @@ owns; everywhere else (``memory_efficient=False``, ``no_grad``/``inference_mode`
 ``torch.jit.trace``) a :class:`MemcnnBlock` is its block. Under CPU autocast memcnn's blocks run in float32, as
 memcnn does under CUDA autocast (its recompute cannot follow CPU autocast). The wrapper adds no level to the
 state dict, so weights move freely between ``engine="memcnn"`` and the default engine.
+
+memcnn calls the block's ``inverse`` and ``forward`` again in backward. The adapter hands it functions that, when
+called again, restore running statistics afterwards (batch norm is updated once per step, as with ordinary
+autograd) and use the parameters the forward used (``torch.func.functional_call`` is exact); ``torch.func``
+transforms are refused with an error naming ``memory_efficient=False``.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from contextvars import ContextVar
 
 import torch
 from torch import nn
 
-from monai_iunet.engine.backprop import _opaque_to_compile
+from monai_iunet.engine.backprop import refusing_function_transforms
+from monai_iunet.engine.opaque import opaque_to_compile
+from monai_iunet.engine.protocol import Invertible
+from monai_iunet.engine.recompute import RunningStats, call_with_tensors, module_tensors
 
 __all__ = ["MemcnnBlock", "import_memcnn", "memcnn_apply", "wrap_with_memcnn"]
 
@@ -39,8 +48,11 @@ def import_memcnn():
     return memcnn
 
 
-def _is_invertible(module: nn.Module) -> bool:
-    return callable(getattr(module, "inverse", None))
+_FUNCTION_TRANSFORMS = (
+    'engine="memcnn" does not support torch.func function transforms (grad, vjp, jvp, vmap of a gradient): '
+    "memcnn computes its gradients outside the autograd graph. Build the network with memory_efficient=False (or "
+    "set net.core.memory_efficient = False) to use them."
+)
 
 
 class MemcnnBlock(nn.Module):
@@ -53,7 +65,7 @@ class MemcnnBlock(nn.Module):
         block: an invertible module (``forward`` and ``inverse``, same shape in and out).
     """
 
-    def __init__(self, block: nn.Module) -> None:
+    def __init__(self, block: Invertible) -> None:
         super().__init__()
         self.block = block
         self._function = import_memcnn().models.revop.InvertibleCheckpointFunction
@@ -71,21 +83,45 @@ class MemcnnBlock(nn.Module):
         if x._is_view():  # memcnn frees the whole storage of its input: never that of a larger tensor
             x = x.clone()
         params = [p for p in self.block.parameters() if p.requires_grad]
+        forward, inverse = _recomputable(self.block)
         keep_input, num_bwd_passes, num_inputs = False, 1, 1
-        (y,) = self._function.apply(
-            self.block.forward,
-            self.block.inverse,
-            keep_input,
-            num_bwd_passes,
-            preserve_rng_state,
-            num_inputs,
-            x,
-            *params,
-        )
+        with refusing_function_transforms(_FUNCTION_TRANSFORMS):
+            (y,) = self._function.apply(
+                forward, inverse, keep_input, num_bwd_passes, preserve_rng_state, num_inputs, x, *params
+            )
+        forward.forward_done = inverse.forward_done = True
         return y
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         return self.block.inverse(y)
+
+
+class _Call:
+    """One of a block's methods as memcnn calls it: plainly in memcnn's forward; in its backward (after
+    :attr:`forward_done` is set) with the tensors the forward used and its running statistics left untouched."""
+
+    def __init__(self, block: nn.Module, method: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.block = block
+        self.method = method
+        self.tensors = module_tensors(block)
+        self.forward_done = False
+
+    def _quietly(self, t: torch.Tensor) -> torch.Tensor:
+        stats = RunningStats(self.block)
+        try:
+            return self.method(t)
+        finally:
+            stats.restore()
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        if not self.forward_done:
+            return self.method(t)
+        return call_with_tensors(self.block, self.tensors, self._quietly, t)
+
+
+def _recomputable(block: Invertible) -> tuple[_Call, _Call]:
+    """The block's ``forward`` and ``inverse`` wrapped for memcnn (see :class:`_Call`)."""
+    return _Call(block, block.forward), _Call(block, block.inverse)
 
 
 def _drop_level(module: MemcnnBlock, state_dict: dict, prefix: str, local_metadata: dict) -> None:
@@ -113,9 +149,9 @@ def wrap_with_memcnn(module: nn.Module, skip: tuple[type, ...] = ()) -> nn.Modul
     """
     import_memcnn()
     for name, child in module.named_children():
-        if any(_is_invertible(m) for m in child.modules() if m is not child):
+        if any(isinstance(m, Invertible) for m in child.modules() if m is not child):
             wrap_with_memcnn(child, skip)
-        elif _is_invertible(child) and not isinstance(child, skip):
+        elif isinstance(child, Invertible) and not isinstance(child, skip):
             setattr(module, name, MemcnnBlock(child))
     return module
 
@@ -138,7 +174,7 @@ class _RefuseDoubleBackward(torch.autograd.Function):
         return grad
 
 
-@_opaque_to_compile('engine="memcnn" runs eagerly inside torch.compile (one graph break)')
+@opaque_to_compile('engine="memcnn" runs eagerly inside torch.compile (one graph break)')
 def memcnn_apply(module: nn.Module, x: torch.Tensor, preserve_rng_state: bool = True) -> torch.Tensor:
     """``module(x)`` with memcnn's memory-efficient backpropagation through the :class:`MemcnnBlock` inside it.
 

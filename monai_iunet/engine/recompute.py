@@ -12,21 +12,38 @@ must then be indistinguishable from the original pass:
   once per forward, as ordinary autograd does.
 - :func:`hooks_observe` says whether user hooks can see a module's output or its gradient; the engine then does
   not reuse that memory.
+- :func:`module_tensors` and :func:`using_tensors` keep the parameters and buffers the forward actually used:
+  ``torch.func.functional_call`` substitutes them for the duration of the forward only, so the backward puts
+  them back before it recomputes (as ``torch.utils.checkpoint`` does by keeping its inputs).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.modules.module as _module
 from torch import nn
 from torch.utils.checkpoint import get_device_states, set_device_states
 
-__all__ = ["RngRecord", "RunningStats", "global_module_hooks_exist", "hooks_observe", "replay_rng", "set_rng_state_to"]
+from monai_iunet.engine.protocol import Invertible
+
+__all__ = [
+    "RngRecord",
+    "RunningStats",
+    "call_with_tensors",
+    "global_module_hooks_exist",
+    "hooks_observe",
+    "module_tensors",
+    "replay_rng",
+    "set_rng_state_to",
+]
+
+_T = TypeVar("_T")
 
 _RngState = tuple[torch.Tensor, list[int], list[torch.Tensor]]
 
@@ -66,10 +83,6 @@ def _set_state(state: _RngState) -> None:
         set_device_states(devices, states)
 
 
-def _is_invertible(module: nn.Module) -> bool:
-    return callable(getattr(module, "inverse", None))
-
-
 class RngRecord:
     """The RNG state every invertible submodule of ``module`` saw when its forward began, for replay in backward.
 
@@ -96,7 +109,7 @@ class RngRecord:
     def __enter__(self) -> RngRecord:
         self._start = _rng_state(self.x)
         self.devices = self._start[1]
-        invertible = [m for m in self.module.modules() if _is_invertible(m)]
+        invertible = [m for m in self.module.modules() if isinstance(m, Invertible)]
         self._handles = [m.register_forward_pre_hook(self._pre_hook) for m in invertible]
         return self
 
@@ -168,9 +181,12 @@ class RunningStats:
         ]
 
     def restore(self) -> None:
+        """Put the snapshot back, without bumping the buffers' version counters: a recompute's graph may still be
+        alive (memcnn differentiates it after this), and batch norm's backward node saves these buffers (it reads
+        them only in eval mode, so restoring their values does not change its gradient)."""
         with torch.no_grad():
             for buffer, value in self.saved:
-                buffer.copy_(value)
+                buffer.data.copy_(value)
 
 
 def global_module_hooks_exist() -> bool:
@@ -188,3 +204,33 @@ def hooks_observe(*modules: nn.Module) -> bool:
     of them (forward pre-hooks too, for a module whose *input* is the tensor in question), or any global hook."""
     names = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
     return global_module_hooks_exist() or any(len(getattr(m, name, None) or ()) for m in modules for name in names)
+
+
+def module_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters and buffers ``module`` holds right now, by name (what its forward uses)."""
+    return {**dict(module.named_parameters()), **{k: v for k, v in module.named_buffers() if v is not None}}
+
+
+class _Host(nn.Module):
+    """Holds ``module`` so that ``torch.func.functional_call`` can substitute its tensors around any call."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args)
+
+
+def call_with_tensors(module: nn.Module, tensors: dict[str, torch.Tensor], fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)`` while ``module`` holds ``tensors`` (from :func:`module_tensors`) instead of its own.
+
+    Nothing is substituted when ``module`` holds exactly these tensors already (the usual case); otherwise, e.g.
+    when the forward ran inside ``torch.func.functional_call`` with other weights, they are put back for the call
+    with ``torch.func.functional_call`` itself, so the recompute uses the weights the forward used.
+    """
+    current = module_tensors(module)
+    if current.keys() == tensors.keys() and all(current[k] is v for k, v in tensors.items()):
+        return fn(*args)
+    named = {f"module.{k}": v for k, v in tensors.items()}
+    return torch.func.functional_call(_Host(module), named, (fn, *args), strict=False, tie_weights=True)

@@ -25,7 +25,7 @@ class OrthogonalMethod(StrEnum):
 class ResamplingInit(StrEnum):
     """Named initialisations of the invertible up/downsampling (a tensor ``theta`` may be given instead)."""
 
-    HAAR = "haar"  # the N-D Haar transform
+    HAAR = "haar"  # the N-D Haar transform (the DCT-II along axes with strides other than 1 and 2)
     PIXEL_SHUFFLE = "pixel_shuffle"  # the identity matrix: space-to-depth
 
 

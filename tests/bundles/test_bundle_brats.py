@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 import torch
 
+from monai_iunet.brats.scoring import CSV_COLUMNS
 from monai_iunet.bundle import latest_checkpoint
+from monai_iunet.cli import main as cli_main
 from monai_iunet.data import generate_synthetic_brats
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,22 +91,34 @@ def test_train_writes_best_model_and_latest_checkpoint(brats):
 def test_evaluate_writes_metrics_per_region_and_case(brats):
     eval_dir = brats["root"] / "eval"
     with open(eval_dir / "metrics.csv") as f:
-        metrics = dict(csv.reader(f))
-    for region in ("tc", "wt", "et"):
-        assert 0.0 <= float(metrics[f"val_dice_{region}"]) <= 1.0
-        assert 0.0 <= float(metrics[f"val_sensitivity_{region}"]) <= 1.0
-    with open(eval_dir / "val_mean_dice_raw.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == 1 and rows[0]["filename"].startswith("SynthBraTS_")
-    assert set(rows[0]) == {"filename", "class0", "class1", "class2", "mean"}  # TC, WT, ET per case
-    for region in ("tc", "wt", "et"):  # sensitivity per case and region
-        with open(eval_dir / f"val_sensitivity_{region}_raw.csv") as f:
-            rows = list(csv.DictReader(f))
-        assert len(rows) == 1 and rows[0]["filename"].startswith("SynthBraTS_")
-        assert 0.0 <= float(rows[0]["class0"]) <= 1.0
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == CSV_COLUMNS  # the columns of monai-iunet evaluate
+    assert [r["region"] for r in rows] == ["et", "tc", "wt"] and rows[0]["case"].startswith("SynthBraTS_")
+    for row in rows:
+        assert 0.0 <= float(row["dice"]) <= 1.0 and 0.0 <= float(row["sensitivity"]) <= 1.0
+        assert float(row["hd95"]) >= 0.0
+    with open(eval_dir / "metrics_summary.csv") as f:
+        summary = {(r["region"], r["metric"]): r for r in csv.DictReader(f)}
     table = brats["evaluate"]
     assert re.search(r"region\s+Dice\s+sensitivity\n(TC|WT|ET)", table)
-    assert f"{float(metrics['val_dice_wt']):.4f}" in table
+    assert f"{float(summary[('wt', 'dice')]['mean']):.4f}" in table
+
+
+def test_evaluation_equals_monai_iunet_evaluate_on_what_inference_writes(brats, tmp_path):
+    """The bundle scores the label map inference writes, on the case's own (1 x 1 x 1.2 mm) grid, with inference's
+    inferer: scoring inference's files with ``monai-iunet evaluate`` gives the same CSV."""
+    predictions, references = tmp_path / "predictions", tmp_path / "references"
+    infer = ["--network_def#channels", "[8, 16]", "--num_workers", "0", "--inference_subset", "validation"]
+    _bundle("run", (INFERENCE,), *brats["common"], *infer, "--output_dir", str(predictions))
+    references.mkdir()
+    for prediction in predictions.iterdir():
+        case = prediction.name[: -len("_seg.nii.gz")]
+        shutil.copy(brats["data"] / case / f"{case}_seg.nii.gz", references)
+    args = ["--pred", str(predictions), "--ref", str(references), "--convention", "brats2021"]
+    assert cli_main(["evaluate", *args, "--output", str(tmp_path / "metrics.csv")]) == 0
+    expected = (brats["root"] / "eval" / "metrics.csv").read_text()
+    assert (tmp_path / "metrics.csv").read_text() == expected
 
 
 def test_inference_keeps_input_geometry_and_label_convention(brats):

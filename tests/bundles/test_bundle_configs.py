@@ -26,7 +26,24 @@ def test_evaluate_overrides_validate_handlers_instead_of_a_second_evaluator():
     parser = ConfigParser()
     parser.read_config([str(BUNDLES / "brats_iunet" / "configs" / f) for f in ("train.json", "evaluate.json")])
     targets = [h.get("_target_", h) if isinstance(h, dict) else h for h in parser.get("validate#handlers")]
-    assert "MetricsSaver" in targets and "@validate#best_model_saver" in targets
+    assert "monai_iunet.brats.handlers.EvaluationWriter" in targets and "@validate#best_model_saver" in targets
+
+
+def test_validation_uses_inference_inferer_and_label_map_metric(tmp_path):
+    """One inferer definition: the validation's is inference.json's (also for a bundle_root without configs)."""
+    configs = BUNDLES / "brats_iunet" / "configs"
+    inference = ConfigParser()
+    inference.read_config(str(configs / "inference.json"))
+    expected = inference.get_parsed_content("inferer")
+    for root in (BUNDLES / "brats_iunet", tmp_path):
+        parser = ConfigParser()
+        parser.read_config([str(configs / "train.json"), str(configs / "evaluate.json")])
+        parser["bundle_root"] = str(root)
+        inferer = parser.get_parsed_content("validate#inferer")
+        assert type(inferer) is type(expected)
+        assert (inferer.roi_size, inferer.overlap) == (expected.roi_size, expected.overlap)
+    assert parser.get("validate#key_metric#val_mean_dice#_target_") == "monai_iunet.brats.handlers.LabelMapMetric"
+    assert [t["_target_"] for t in parser.get("validate#postprocessing#transforms")][1] == "Invertd"
 
 
 @pytest.mark.parametrize("bundle", ["brats_iunet", "ct_postprocessing_iunet"])

@@ -16,7 +16,8 @@ import torch
 from monai.bundle import ConfigParser
 
 from monai_iunet import IUNet
-from monai_iunet.bundle import check_writable, select_cases
+from monai_iunet.brats.cases import select_cases
+from monai_iunet.bundle import check_writable
 from monai_iunet.data import BrokenCaseError, drop_broken_cases, generate_synthetic_brats
 from monai_iunet.data.embedded_dataset import ensure_dataset
 from monai_iunet.errors import InputNotFoundError, UserInputError

@@ -1,4 +1,4 @@
-"""Helpers of the bundle configs: embedded dataset, atomic checkpoints, resume, safe outputs, metric tables."""
+"""Generic helpers of the bundle configs: atomic checkpoints, resume, safe outputs, broken-case reports."""
 
 from __future__ import annotations
 
@@ -9,31 +9,14 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from monai_iunet.brats.metrics import format_brats_metrics
 from monai_iunet.bundle import (
     AtomicCheckpointSaver,
     LatestCheckpointLoader,
-    case_name_formatter,
     check_no_predictions,
     latest_checkpoint,
     report_broken_cases,
-    select_cases,
 )
-from monai_iunet.data import BrokenCaseError, build_datalist
-from monai_iunet.data.embedded_dataset import ensure_dataset
-
-
-def test_ensure_dataset_generates_only_when_missing_or_empty(tmp_path):
-    target = tmp_path / "data"
-    assert ensure_dataset(target, num_cases=2, spatial_size=12) == str(target)
-    assert sorted(p.name for p in target.iterdir()) == ["SynthBraTS_00000", "SynthBraTS_00001"]
-    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]  # generated aside, then renamed into place
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    ensure_dataset(empty, num_cases=1, spatial_size=12)
-    assert len(list(empty.iterdir())) == 1
-    ensure_dataset(target, num_cases=5, spatial_size=12)  # not empty: left alone
-    assert len(list(target.iterdir())) == 2
+from monai_iunet.data import BrokenCaseError
 
 
 def _engine(max_epochs: int = 3) -> tuple[Engine, torch.nn.Module, torch.optim.Optimizer]:
@@ -171,41 +154,7 @@ def test_check_no_predictions(tmp_path):
     check_no_predictions(tmp_path, items, overwrite="true")
 
 
-def test_select_cases_and_formatter(tmp_path):
-    from monai_iunet.data import generate_synthetic_brats
-
-    generate_synthetic_brats(tmp_path, num_cases=4, spatial_size=12, num_unlabeled=1)
-    datalist = build_datalist(tmp_path)
-    assert [item["case"] for item in select_cases(datalist)] == ["SynthBraTS_00003"]
-    everything = select_cases(datalist, "all")
-    assert len(everything) == 4 and all("label" not in item for item in everything)
-    with pytest.raises(ValueError, match="inference_subset must be one of"):
-        select_cases(datalist, "test")
-    datalist["testing"] = []
-    with pytest.raises(ValueError, match="no 'testing' cases.*--inference_subset all"):
-        select_cases(datalist)
-    name = case_name_formatter({"filename_or_obj": everything[0]["image"][0]})["subject"]
-    assert name == everything[0]["case"]
-
-
 def test_report_broken_cases():
     report_broken_cases([])
     with pytest.raises(BrokenCaseError, match="(?s)skipped 2 broken case.*case a: x.*case b: y"):
         report_broken_cases(["case a: x", "case b: y"])
-
-
-def test_format_brats_metrics():
-    metrics = {
-        "val_mean_dice": 0.8,
-        "val_dice_tc": 0.7,
-        "val_dice_wt": 0.9,
-        "val_dice_et": 0.8,
-        "val_sensitivity_tc": 0.6,
-        "val_sensitivity_wt": 0.9,
-        "val_sensitivity_et": 0.9,
-    }
-    rows = format_brats_metrics(metrics).splitlines()
-    assert rows[0].split() == ["region", "Dice", "sensitivity"]
-    assert rows[1].split() == ["TC", "0.7000", "0.6000"]
-    assert rows[4].split() == ["mean", "0.8000", "0.8000"]
-    assert format_brats_metrics({}).splitlines()[2].split() == ["WT", "-", "-"]

@@ -27,8 +27,14 @@ def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("deploy")
     export = make_scanner_export(root / "export", spatial_size=40, seed=4, formats=("dicom",))
     study = root / "study"
+    renamed = {"t1": "T1 synthetic", "t2": "T2 synthetic"}  # descriptions that do not end after the name
     for name, folder in export["dicom"].items():
         shutil.copytree(folder, study / f"series_{name}")
+        for f in (study / f"series_{name}").iterdir():
+            if name in renamed:
+                ds = pydicom.dcmread(f)
+                ds.SeriesDescription = renamed[name]
+                ds.save_as(f)
     scout = study / "series_scout"
     scout.mkdir()
     for f in sorted(Path(export["dicom"]["t1"]).iterdir())[:3]:  # a localizer of the same study
@@ -56,11 +62,11 @@ def test_app_segments_a_dicom_study(study, tmp_path):
         p.name for p in output.iterdir()
     }
     report = json.loads((output / "report.json").read_text())
-    # the rules picked each modality's series by SeriesDescription (not the localizer)
+    # identify_series picked each modality's series (not the localizer)
     assert {m: report["inputs"][m]["SeriesDescription"] for m in ("t1", "t1ce", "t2", "flair")} == {
-        "t1": "T1",
+        "t1": "T1 synthetic",
         "t1ce": "T1 post-contrast",
-        "t2": "T2",
+        "t2": "T2 synthetic",
         "flair": "FLAIR",
     }
     reference = read_series("t1ce", export["dicom"]["t1ce"])
@@ -86,5 +92,5 @@ def test_app_names_the_missing_series(study, tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode != 0
-    assert "no series matched ['t2', 'flair']" in result.stdout + result.stderr
+    assert "no FLAIR, T2 series found" in result.stdout + result.stderr
     assert not (tmp_path / "output" / "segmentation.nii.gz").exists()

@@ -15,11 +15,10 @@ import pytest
 import SimpleITK as sitk
 from clinical_data import make_bundle_with_weights
 
+from monai_iunet.brats import MODALITY_ORDER
 from monai_iunet.cli import main
 from monai_iunet.clinical import ClinicalInputError, read_series, segment
 from monai_iunet.data.synthetic_exports import make_scanner_export
-
-MODALITIES = ("t1", "t1ce", "t2", "flair")
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +53,14 @@ def test_dicom_outputs_on_reference_grid(export, dicom_result):
         "report.json",
         "segmentation.dcm",
         "segmentation.nii.gz",
+        "volumes_sr.dcm",
     ]
     reference = read_series("t1ce", export["dicom"]["t1ce"]).image
     label = sitk.ReadImage(str(output / "segmentation.nii.gz"))
     _assert_same_grid(label, reference)
     assert set(np.unique(sitk.GetArrayFromImage(label))) <= {0, 1, 2, 4}
     assert sitk.GetArrayFromImage(label).any()
-    for name in MODALITIES:
+    for name in MODALITY_ORDER:
         _assert_same_grid(sitk.ReadImage(str(output / "preprocessed" / f"{name}.nii.gz")), reference)
     assert not list(output.parent.glob(".*partial"))
 
@@ -106,10 +106,15 @@ def test_report(export, dicom_result):
 
 def test_nifti_inputs_with_brain_mask_and_overwrite(export, bundle, tmp_path, capsys):
     output = tmp_path / "nifti"
-    args = [f"--{m}={export['nifti'][m]}" for m in MODALITIES]
+    args = [f"--{m}={export['nifti'][m]}" for m in MODALITY_ORDER]
     common = [*args, "--output", str(output), "--bundle", str(bundle), "--device", "cpu"]
     assert main(["segment", *common, "--brain-mask", export["truth"]["brain_mask"]]) == 0
-    assert sorted(p.name for p in output.iterdir()) == ["overview.png", "report.json", "segmentation.nii.gz"]
+    assert sorted(p.name for p in output.iterdir()) == [
+        "brain_mask.nii.gz",  # the mask used, beside the segmentation
+        "overview.png",
+        "report.json",
+        "segmentation.nii.gz",
+    ]
     reference = sitk.ReadImage(export["nifti"]["t1ce"])
     label = sitk.ReadImage(str(output / "segmentation.nii.gz"))
     _assert_same_grid(label, reference)
@@ -192,7 +197,7 @@ def test_failed_registration_is_an_error_unless_accepted(bundle, tmp_path):
 
 
 def test_command_line_error_has_no_traceback(export, tmp_path):
-    args = [f"--{m}={export['dicom'][m]}" for m in MODALITIES]
+    args = [f"--{m}={export['dicom'][m]}" for m in MODALITY_ORDER]
     empty = tmp_path / "empty"
     empty.mkdir()
     result = subprocess.run(

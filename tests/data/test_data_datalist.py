@@ -107,7 +107,7 @@ def test_missing_and_empty_dataset_dir(tmp_path):
 def test_mixed_namings_are_rejected(tmp_path):
     generate_synthetic_brats(tmp_path, num_cases=1, spatial_size=SHAPE)
     generate_synthetic_brats(tmp_path, num_cases=1, spatial_size=SHAPE, layout="brats2023", prefix="New")
-    with pytest.raises(ValueError, match="mixes BraTS 2018-2021 naming.*BraTS 2023"):
+    with pytest.raises(ValueError, match="mixes BraTS 2018-2021 folders.*BraTS 2023 folders"):
         detect_layout(tmp_path)
 
 

@@ -8,14 +8,15 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from monai_iunet.brats import MODALITY_ORDER, MSD
 from monai_iunet.cli import main
-from monai_iunet.data import BRATS_LAYOUTS, MODALITIES, generate_synthetic_brats, synthesize_brats_case
+from monai_iunet.data import generate_synthetic_brats, synthesize_brats_case
 
 SHAPE = (29, 33, 25)  # odd and different per axis
 
 
 def _region_mean(image: np.ndarray, mask: np.ndarray, channel: str) -> float:
-    return float(image[MODALITIES.index(channel)][mask].mean())
+    return float(image[MODALITY_ORDER.index(channel)][mask].mean())
 
 
 def test_case_shapes_labels_and_support():
@@ -69,7 +70,7 @@ def test_generate_brats2021_layout(tmp_path):
     assert [d.split("/")[-1] for d in dirs] == ["SynthBraTS_00000", "SynthBraTS_00001", "SynthBraTS_00002"]
     case = tmp_path / "SynthBraTS_00000"
     affines = []
-    for name in (*MODALITIES, "seg"):
+    for name in (*MODALITY_ORDER, "seg"):
         img = nib.load(case / f"SynthBraTS_00000_{name}.nii.gz")
         assert img.shape == SHAPE
         affines.append(img.affine)
@@ -105,7 +106,7 @@ def test_generate_brats2023_and_msd_conventions(tmp_path):
     b21 = nib.load(tmp_path / "b21" / "SynthBraTS_00000" / "SynthBraTS_00000_seg.nii.gz").get_fdata()
     msd = nib.load(tmp_path / "msd" / "labelsTr" / "SynthBraTS_00000.nii.gz").get_fdata()
     for brats_value, region in ((1, "necrosis"), (2, "edema"), (4, "enhancing")):
-        np.testing.assert_array_equal(b21 == brats_value, msd == BRATS_LAYOUTS["msd"]["labels"][region])
+        np.testing.assert_array_equal(b21 == brats_value, msd == MSD.value(region))
 
 
 def test_generate_rejects_bad_arguments(tmp_path):

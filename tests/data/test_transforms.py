@@ -8,7 +8,8 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import ConvertToMultiChannelBasedOnBratsClasses, MapLabelValue
 
-from monai_iunet.data import BRATS_LAYOUTS, synthesize_brats_case
+from monai_iunet.brats import label_convention
+from monai_iunet.data import synthesize_brats_case
 from monai_iunet.errors import LabelConventionError
 from monai_iunet.transforms import CheckCased, ConvertBratsChannelsToLabels, ConvertBratsChannelsToLabelsd
 
@@ -62,8 +63,7 @@ def test_check_case_rejects_wrong_channels_labels_and_shapes(case):
 @pytest.mark.parametrize("layout", ["brats2021", "brats2023", "msd"])
 def test_channels_to_labels_inverts_the_bundle_label_pipeline(case, layout):
     """Label map in the layout's convention → TC/WT/ET channels (as the bundle does) → back to the same map."""
-    labels = BRATS_LAYOUTS[layout]["labels"]
-    values = [labels[k] for k in ("necrosis", "edema", "enhancing")]
+    values = list(label_convention(layout).values)
     brats = case[1]
     original = np.zeros_like(brats)
     for brats_value, value in zip((1, 2, 4), values):

@@ -94,3 +94,18 @@ def test_double_backward_raises_naming_memory_efficient_false():
     x = torch.randn(1, 2, 8, 8, 8, dtype=torch.float64, requires_grad=True)
     with pytest.raises(RuntimeError, match="memory_efficient=False"):
         torch.autograd.grad(other(x).square().sum(), x, create_graph=True)
+
+
+@pytest.mark.parametrize("norm", ["batch", ("instance", {"track_running_stats": True})], ids=str)
+def test_running_statistics_are_updated_once(norm):
+    ref, other = nets(norm=norm)
+    x = torch.randn(2, 2, 8, 8, 8, dtype=torch.float64)
+    ref.core.memory_efficient = False
+    for model in (ref, other):
+        model(x).square().sum().backward()
+    stats = {k: v for k, v in ref.state_dict().items() if "running" in k or "num_batches" in k}
+    assert stats
+    for key, value in stats.items():
+        assert torch.allclose(other.state_dict()[key], value, rtol=0, atol=1e-12), key
+    for p, q in zip(other.parameters(), ref.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-10)

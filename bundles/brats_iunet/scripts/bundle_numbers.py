@@ -6,7 +6,8 @@ The README's "Performance" numbers and metadata.json's ``eval_metrics`` come fro
 
 It copies the bundle to a temporary folder (the repository's bundle stays clean), runs the demo command of the
 README (``train_and_evaluate`` on the synthetic default data), times it, reads the metrics the run wrote
-(``eval/metrics.csv``) and the epoch of the best model (``models/model.pt.json``), and replaces the text between
+(``eval/metrics_summary.csv``, the evaluator's means over the validation cases) and the epoch of the best model
+(``models/model.pt.json``), and replaces the text between
 ``<!-- bundle-numbers:begin -->`` and ``<!-- bundle-numbers:end -->`` in docs/README.md. ``--dry-run`` prints the
 block instead of writing it.
 """
@@ -28,10 +29,13 @@ from pathlib import Path
 
 import torch
 
+from monai_iunet.brats import REGION_ORDER
+
 BUNDLE = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- bundle-numbers:begin -->", "<!-- bundle-numbers:end -->"
-METRICS = ("val_mean_dice", "val_dice_tc", "val_dice_wt", "val_dice_et")
-METRICS += ("val_sensitivity_tc", "val_sensitivity_wt", "val_sensitivity_et")
+REGIONS = tuple(str(region) for region in REGION_ORDER)
+TABLE = ("dice", "sensitivity", "hd95", "nsd", "lesionwise_dice", "lesionwise_hd95")
+METRICS = ("val_mean_dice", *(f"val_{m}_{r}" for m in ("dice", "sensitivity", "hd95") for r in REGIONS))
 COMMAND = "OMP_NUM_THREADS=1 python bundles/brats_iunet/scripts/bundle_numbers.py"
 
 
@@ -53,8 +57,9 @@ def run_demo(root: Path) -> tuple[float, str]:
 
 def read_results(root: Path) -> tuple[dict[str, float], dict, int]:
     """The metrics of the final evaluation, the best model's record, and the number of epochs trained."""
-    with open(root / "eval" / "metrics.csv") as f:
-        metrics = {row[0]: float(row[1]) for row in csv.reader(f) if len(row) == 2}
+    with open(root / "eval" / "metrics_summary.csv") as f:
+        metrics = {f"val_{row['metric']}_{row['region']}": float(row["mean"]) for row in csv.DictReader(f)}
+    metrics["val_mean_dice"] = sum(metrics[f"val_dice_{r}"] for r in REGIONS) / len(REGIONS)
     record = json.loads((root / "models" / "model.pt.json").read_text())
     epochs = json.loads((root / "configs" / "train.json").read_text())["epochs"]
     return metrics, record, epochs
@@ -62,19 +67,25 @@ def read_results(root: Path) -> tuple[dict[str, float], dict, int]:
 
 def numbers_block(metrics: dict[str, float], record: dict, epochs: int, seconds: float) -> str:
     """The markdown written between the README's markers."""
-    rows = "\n".join(
-        f"| {region.upper()} | {metrics[f'val_dice_{region}']:.4f} | {metrics[f'val_sensitivity_{region}']:.4f} |"
-        for region in ("tc", "wt", "et")
-    )
-    mean_sensitivity = sum(metrics[f"val_sensitivity_{r}"] for r in ("tc", "wt", "et")) / 3
+
+    def row(name: str, values: list[float]) -> str:
+        cells = (f"{v:.2f}" if "hd95" in m else f"{v:.4f}" for m, v in zip(TABLE, values))
+        return f"| {name} | " + " | ".join(cells) + " |"
+
+    per_region = {r: [metrics[f"val_{m}_{r}"] for m in TABLE] for r in REGIONS}
+    rows = "\n".join(row(r.upper(), per_region[r]) for r in REGIONS)
+    means = [sum(per_region[r][i] for r in REGIONS) / len(REGIONS) for i in range(len(TABLE))]
     return (
         f"{BEGIN}\n"
         f"Written by `{COMMAND}` (torch {torch.__version__}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} when it started): the demo took "
         f"{seconds:.0f} s wall; the best model is from epoch {record['epoch']} of {epochs} "
         f"({record['metric']} {record['value']:.4f} in validation).\n\n"
-        "| region | Dice | sensitivity |\n|---|---|---|\n"
-        f"{rows}\n| mean | {metrics['val_mean_dice']:.4f} | {mean_sensitivity:.4f} |\n"
+        "Means over the validation cases (every case in every region; HD95 in mm, NSD at 1 mm, lesion-wise by the "
+        "BraTS 2023 rules; docs/evaluation.md):\n\n"
+        "| region | Dice | sensitivity | HD95 | NSD | lesion-wise Dice | lesion-wise HD95 |\n"
+        "|---|---|---|---|---|---|---|\n"
+        f"{rows}\n{row('mean', means)}\n"
         f"{END}"
     )
 

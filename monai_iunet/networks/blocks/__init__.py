@@ -11,6 +11,7 @@ from monai_iunet.networks.blocks.resampling import (
     InvertibleUpsampling,
     check_divisible,
     haar_matrix,
+    separable_dct_matrix,
 )
 from monai_iunet.networks.enums import OrthogonalMethod, ResamplingInit
 
@@ -27,5 +28,6 @@ __all__ = [
     "haar_matrix",
     "orthogonal_matrix",
     "residual_function",
+    "separable_dct_matrix",
     "skew_symmetric",
 ]

@@ -7,6 +7,7 @@ go; :class:`AdditiveCoupling` does so to evaluate its residual function once per
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -89,6 +90,18 @@ def residual_function(
     return nn.Sequential(*layers)
 
 
+#: whether ``torch.autograd.grad`` takes gradient edges as outputs (torch >= 2.5; checked, not assumed)
+_GRAD_FROM_EDGES = "GradientEdge" in str(inspect.signature(torch.autograd.grad).parameters["outputs"].annotation)
+
+
+def _gradient_edge(out: torch.Tensor):
+    """What ``torch.autograd.grad`` back-propagates from: ``out``'s gradient edge, so that ``out`` itself can be
+    freed first (``out`` itself if this torch cannot differentiate from an edge)."""
+    if not _GRAD_FROM_EDGES or out.grad_fn is None:
+        return out
+    return torch.autograd.graph.get_gradient_edge(out)
+
+
 class AdditiveCoupling(nn.Module):
     """Additive coupling on half of the channels: ``y1 = x1 + F(x2), y2 = x2`` (Jacobsen et al. 2018).
 
@@ -136,14 +149,16 @@ class AdditiveCoupling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         upd0, upd1, cond0, cond1 = self._bounds()
+        residual = self.fn(x[:, cond0:cond1])  # before the copy: F's temporaries and the copy never coexist
         y = x.clone()
-        y[:, upd0:upd1] += self.fn(x[:, cond0:cond1])
+        y[:, upd0:upd1] += residual
         return y
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         upd0, upd1, cond0, cond1 = self._bounds()
+        residual = self.fn(y[:, cond0:cond1])
         x = y.clone()
-        x[:, upd0:upd1] -= self.fn(y[:, cond0:cond1])
+        x[:, upd0:upd1] -= residual
         return x
 
     def reconstruct(
@@ -159,12 +174,18 @@ class AdditiveCoupling(nn.Module):
             leaf = cond.requires_grad_(True) if cond.dtype.is_floating_point else cond
             out = self.fn(leaf)
         inputs = [leaf, *params] if leaf.requires_grad else params
-        results = torch.autograd.grad(out, inputs, grad_y[:, self._upd], allow_unused=True)
+        # Rebuild the input first and let F's output go before back-propagating through F: its backward needs the
+        # graph (reached through the output's gradient edge), not the output's values, so the peak holds one
+        # activation of the updated half less. `.data` writes the updated channels without bumping the version
+        # counter that `cond` (saved by F's first layer) shares with `y`; those channels are not `cond`'s.
+        root = _gradient_edge(out)
+        y.data[:, self._upd] -= out.detach()
+        del out
+        results = torch.autograd.grad(root, inputs, grad_y[:, self._upd], allow_unused=True)
         if leaf.requires_grad:
             grad_cond, results = results[0], results[1:]
             grad_y[:, self._cond] += grad_cond
         accumulate_grads(grads, params, results)
-        y[:, self._upd] -= out.detach()
         return y, grad_y
 
     def extra_repr(self) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from monai.transforms.utils import compute_divisible_spatial_size
 from torch import nn
 
 from monai_iunet.networks.blocks.orthogonal import orthogonal_matrix
@@ -26,6 +27,7 @@ __all__ = [
     "dct_matrix",
     "ensure_tuple_stride",
     "haar_matrix",
+    "separable_dct_matrix",
 ]
 
 
@@ -48,7 +50,7 @@ def check_divisible(spatial_shape: Sequence[int], factor: Sequence[int], hint: s
     if all(s % f == 0 for s, f in zip(spatial_shape, factor)):
         return
     lower = tuple(max(f, s - s % f) for s, f in zip(spatial_shape, factor))
-    upper = tuple(s if s % f == 0 else s + f - s % f for s, f in zip(spatial_shape, factor))
+    upper = tuple(int(s) for s in compute_divisible_spatial_size(spatial_shape, tuple(factor)))
     raise ValueError(
         f"spatial size {spatial_shape} is not divisible by {tuple(factor)}; crop to {lower} or pad to {upper}{hint}."
     )
@@ -63,12 +65,13 @@ def dct_matrix(n: int) -> torch.Tensor:
     return mat
 
 
-def haar_matrix(stride: Sequence[int]) -> torch.Tensor:
-    """The N-D Haar transform of one stride window as a ``σ × σ`` orthogonal matrix.
+def separable_dct_matrix(stride: Sequence[int]) -> torch.Tensor:
+    """The separable orthonormal DCT-II of one stride window, as a ``σ × σ`` orthogonal matrix (float64).
 
-    Rows are filters, columns are the window's voxels in C order. Axes with stride 2 use the 1D Haar matrix,
-    axes with stride 1 the identity; other strides use the orthonormal DCT-II (which is Haar for 2), so the
-    result is the separable (Kronecker) product over axes.
+    The Kronecker product over axes of :func:`dct_matrix` of each axis' stride: rows are filters, columns are the
+    window's voxels in C order. Axes with stride 1 contribute the identity and axes with stride 2 the 1D Haar
+    matrix, so for strides of 1 and 2 this is the N-D Haar transform (:func:`haar_matrix`); for other strides it
+    is the DCT-II, the natural generalisation used by ``init="haar"``.
     """
     mat = torch.ones(1, 1, dtype=torch.float64)
     for s in stride:
@@ -76,12 +79,27 @@ def haar_matrix(stride: Sequence[int]) -> torch.Tensor:
     return mat
 
 
+def haar_matrix(stride: Sequence[int]) -> torch.Tensor:
+    """The N-D Haar transform of one stride window as a ``σ × σ`` orthogonal matrix (strides of 1 and 2 only).
+
+    Raises:
+        ValueError: for a stride other than 1 or 2, which has no Haar transform; use :func:`separable_dct_matrix`.
+    """
+    if any(int(s) not in (1, 2) for s in stride):
+        raise ValueError(
+            f"the Haar transform is defined for strides of 1 and 2, got {tuple(stride)}; separable_dct_matrix(stride) "
+            "gives the DCT-II, which init='haar' uses for other strides."
+        )
+    return separable_dct_matrix(stride)
+
+
 class _OrthogonalResampling(nn.Module):
     """Shared kernel of :class:`InvertibleDownsampling` and :class:`InvertibleUpsampling`.
 
     Holds ``theta`` of shape ``(channels, σ, σ)``; the per-channel orthogonal matrix is
-    ``orthogonal_matrix(theta) @ base`` with a fixed ``base`` (the Haar matrix for ``init="haar"``, else the
-    identity), so ``theta = 0`` gives the Haar transform or pixel shuffle exactly. Composing with a fixed base,
+    ``orthogonal_matrix(theta) @ base`` with a fixed ``base`` (for ``init="haar"`` the Haar matrix, or for strides
+    other than 1 and 2 the DCT-II, :func:`separable_dct_matrix`; else the identity), so ``theta = 0`` gives the
+    Haar transform or pixel shuffle exactly. Composing with a fixed base,
     as ``torch.nn.utils.parametrizations.orthogonal`` does, also reaches Haar matrices of determinant -1.
     """
 
@@ -134,7 +152,7 @@ class _OrthogonalResampling(nn.Module):
     def base(self, like: torch.Tensor) -> torch.Tensor | None:
         """The fixed base matrix, shape ``(σ, σ)``, computed in float64 and cast to ``like``'s dtype and device
         (``None`` for ``init="pixel_shuffle"`` or a given ``theta``: the identity)."""
-        return haar_matrix(self.stride).to(like) if self.haar_base else None
+        return separable_dct_matrix(self.stride).to(like) if self.haar_base else None
 
     def matrix(self) -> torch.Tensor:
         """The per-channel orthogonal matrices, shape ``(channels, σ, σ)``."""
@@ -206,8 +224,9 @@ class InvertibleDownsampling(_OrthogonalResampling):
         method: how ``theta`` is mapped to SO(σ), an :class:`~monai_iunet.networks.enums.OrthogonalMethod` or
             its value: ``"exp"`` (matrix exponential) or ``"cayley"``.
         init: a :class:`~monai_iunet.networks.enums.ResamplingInit` or its value, ``"haar"`` (the N-D Haar
-            transform) or ``"pixel_shuffle"`` (the identity matrix, i.e. space-to-depth), or a tensor ``theta`` of
-            shape ``(σ, σ)`` or ``(in_channels, σ, σ)`` applied to the identity.
+            transform; the DCT-II along axes whose stride is neither 1 nor 2, :func:`separable_dct_matrix`) or
+            ``"pixel_shuffle"`` (the identity matrix, i.e. space-to-depth), or a tensor ``theta`` of shape
+            ``(σ, σ)`` or ``(in_channels, σ, σ)`` applied to the identity.
         learnable: whether ``theta`` is a trainable parameter.
 
     Examples::

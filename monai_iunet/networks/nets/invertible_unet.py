@@ -13,6 +13,7 @@ Built from three pieces that all keep the forward/inverse protocol: blocks
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -20,16 +21,19 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.transforms.utils import compute_divisible_spatial_size
 from monai.utils import deprecated_arg
 from torch import nn
 
 from monai_iunet.engine import (
+    Invertible,
     InvertibleSequence,
     ReconstructionGuard,
     check_invertible,
     memory_efficient_apply,
     reconstruct,
 )
+from monai_iunet.engine.backprop import deprecated_private_output
 from monai_iunet.engine.memcnn_adapter import memcnn_apply, wrap_with_memcnn
 from monai_iunet.engine.recompute import hooks_observe
 from monai_iunet.networks.blocks.coupling import DEFAULT_ACT, DEFAULT_NORM, alternating_couplings
@@ -49,8 +53,11 @@ __all__ = ["InvertibleSkip", "InvertibleUNet", "blocks_per_level", "per_level_st
 def pad_to_multiple(x: torch.Tensor, multiple: list[int], mode: str = "constant") -> torch.Tensor:
     """Pad the end of each spatial axis of ``x`` to a multiple of ``multiple`` (``mode="none"``: raise instead).
 
-    Scripted when traced, so that a traced network pads every input size, not only the one it was traced at. It
-    returns a new tensor even with nothing to pad, so that a tracer never takes the result for ``x``.
+    The one padding path of :class:`InvertibleUNet` (eager, traced and scripted). Scripted when traced, so that a
+    traced network pads every input size, not only the one it was traced at; the widths are therefore computed
+    here in TorchScript (``monai.transforms.utils.compute_divisible_spatial_size`` is not scriptable; the eager
+    checks use it). It returns a new tensor even with nothing to pad, so that a tracer never takes the result for
+    ``x``.
     """
     widths: list[int] = []
     for i in range(x.dim() - 3, -1, -1):
@@ -84,7 +91,7 @@ class InvertibleSkip(nn.Module):
         inner: an invertible module that keeps the shape of its input.
     """
 
-    def __init__(self, split: int, inner: nn.Module) -> None:
+    def __init__(self, split: int, inner: Invertible) -> None:
         super().__init__()
         self.split = split
         self.inner = inner
@@ -311,7 +318,7 @@ class InvertibleUNet(nn.Module):
             else resampling_init,
             learnable=learnable_resampling,
         )
-        counter = iter(range(10**9))
+        counter = itertools.count()
 
         def side(level: int, start_flip: bool) -> list[nn.Module]:
             c = channels[level]
@@ -340,36 +347,28 @@ class InvertibleUNet(nn.Module):
         if self.engine == BackpropEngine.MEMCNN:
             wrap_with_memcnn(self.body, skip=(InvertibleDownsampling, InvertibleUpsampling))
 
-    def _padding(self, spatial_shape: Sequence[int]) -> list[int]:
-        return [(-s) % f for s, f in zip(spatial_shape, self.total_stride)]
-
-    def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...] | None]:
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` padded at the end of each axis to a multiple of :attr:`total_stride` (``x`` itself if no padding
+        is needed); raises naming the nearest valid sizes when padding is off, warns once when it pads."""
         if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.channels[0]:
             raise ValueError(
                 f"expected input of shape (N, {self.channels[0]}, {', '.join(['*'] * self.spatial_dims)}), "
                 f"got {tuple(x.shape)}."
             )
-        spatial = tuple(x.shape[2:])
-        amounts = self._padding(spatial)
-        if not any(amounts):
-            return x, None
+        spatial = tuple(int(s) for s in x.shape[2:])
+        padded = tuple(int(s) for s in compute_divisible_spatial_size(spatial, self.total_stride))
+        if padded == spatial:
+            return x
         if self.pad is None:
             check_divisible(spatial, self.total_stride, hint=", or build the network with pad='constant'")
         if not self._warned_pad:
             warnings.warn(
                 f"spatial size {spatial} is not divisible by {self.total_stride}: padding ({self.pad}) to "
-                f"{tuple(s + a for s, a in zip(spatial, amounts))} and cropping back (warned once).",
+                f"{padded} and cropping back (warned once).",
                 stacklevel=3,
             )
             self._warned_pad = True
-        widths = [w for a in reversed(amounts) for w in (0, a)]
-        return F.pad(x, widths, mode=self.pad), spatial
-
-    @staticmethod
-    def _crop(y: torch.Tensor, spatial: tuple[int, ...] | None) -> torch.Tensor:
-        if spatial is None:
-            return y
-        return y[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
+        return pad_to_multiple(x, list(self.total_stride), str(self.pad))
 
     def _forward_export(self, x: torch.Tensor) -> torch.Tensor:
         """Inference through the body, padding computed in the graph: a traced or scripted core takes any size."""
@@ -392,30 +391,32 @@ class InvertibleUNet(nn.Module):
         """
         if torch.jit.is_scripting() or torch.jit.is_tracing():  # exported: TorchScript compiles only this branch
             return self._forward_export(x)
-        if private_output is not None:
-            warnings.warn(
-                "InvertibleUNet.forward(private_output=...) is deprecated; use reuse_output_memory=...",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            reuse_output_memory = bool(private_output)
-        x, spatial = self._pad(x)
+        if private_output is None:
+            return self._forward(x, reuse_output_memory=reuse_output_memory)
+        return self._forward(x, reuse_output_memory=reuse_output_memory, private_output=private_output)
+
+    # the deprecation wrapper is on this eager-only method: TorchScript cannot compile forward through a decorator
+    @deprecated_private_output
+    def _forward(
+        self, x: torch.Tensor, reuse_output_memory: bool = False, private_output: bool | None = None
+    ) -> torch.Tensor:
+        padded = self._pad(x)
         if not self.memory_efficient:
-            y = self.body(x)  # ordinary autograd; memcnn's blocks, if any, are plain blocks here
+            y = self.body(padded)  # ordinary autograd; memcnn's blocks, if any, are plain blocks here
         elif self.engine == BackpropEngine.MEMCNN:
-            y = memcnn_apply(self.body, x, preserve_rng_state=self.preserve_rng_state)
+            y = memcnn_apply(self.body, padded, preserve_rng_state=self.preserve_rng_state)
         else:
             reuse = reuse_output_memory and not hooks_observe(self)
-            y = memory_efficient_apply(
-                self.body, x, reuse_output_memory=reuse, guard=self.guard, preserve_rng_state=self.preserve_rng_state
-            )
-        return self._crop(y, spatial)
+            rng = self.preserve_rng_state
+            y = memory_efficient_apply(self.body, padded, reuse, guard=self.guard, preserve_rng_state=rng)
+        return y if padded is x else crop_like(y, x)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         """Map an output back to the input. Exact for inputs that needed no padding; with padding, the
         padded region of the output is not known, so the result is only approximate near the far borders."""
-        y, spatial = self._pad(y)
-        return self._crop(self.body.inverse(y), spatial)
+        padded = self._pad(y)
+        x = self.body.inverse(padded)
+        return x if padded is y else crop_like(x, y)
 
     def layout(self) -> str:
         """A table of the levels: resolution, channels, blocks per side, channels sent down and kept as skip."""

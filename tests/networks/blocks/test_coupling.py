@@ -160,3 +160,23 @@ def test_block_is_a_deprecated_name_of_block_factory():
     assert calls == [(2, 4, 0), (2, 8, 1), (2, 8, 2), (2, 4, 3)]
     with pytest.raises(ValueError, match="once"):
         InvertibleUNet(2, (4, 8), blocks=1, block=make, block_factory=lambda *a: Scale(a[1]))
+
+
+def test_backward_step_can_free_the_residual_output_first():
+    # the coupling's backward step lets F's output go before differentiating F, from its gradient edge; a torch
+    # that stops accepting edges in autograd.grad would silently cost one activation more: make that visible
+    from monai_iunet.networks.blocks import coupling
+
+    assert coupling._GRAD_FROM_EDGES
+    block = AdditiveCoupling(3, 4).double()
+    for p in block.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(2, 4, 4, 4, 4, dtype=torch.float64, requires_grad=True)
+    y = block(x)
+    grad_y = torch.randn_like(y)
+    reference = torch.autograd.grad(y, [x, *block.parameters()], grad_y)
+    grads = {}
+    x_rec, grad_x = block.reconstruct(y.detach().clone(), grad_y.clone(), grads)
+    assert torch.allclose(x_rec, x, atol=1e-12) and torch.allclose(grad_x, reference[0], atol=1e-12)
+    for p, g in zip(block.parameters(), reference[1:]):
+        assert torch.allclose(grads[p], g, atol=1e-12)

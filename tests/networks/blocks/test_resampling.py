@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from monai_iunet import InvertibleDownsampling, InvertibleUpsampling
-from monai_iunet.networks.blocks.resampling import haar_matrix
+from monai_iunet.networks.blocks.resampling import dct_matrix, haar_matrix, separable_dct_matrix
 from monai_iunet.networks.enums import OrthogonalMethod, ResamplingInit
 
 PAPER_THETA = (math.pi / 4) * torch.tensor(
@@ -83,6 +83,16 @@ def test_haar_init_is_the_haar_transform():
     assert torch.allclose(y3[:, 0], low_pass[:, 0], atol=1e-6)
     h = haar_matrix((2, 2, 2))
     assert torch.allclose(h @ h.T, torch.eye(8, dtype=torch.float64), atol=1e-12)
+
+
+def test_haar_matrix_is_only_haar_and_other_strides_are_named_dct():
+    assert torch.equal(haar_matrix((1, 2)), separable_dct_matrix((1, 2)))
+    with pytest.raises(ValueError, match="separable_dct_matrix"):
+        haar_matrix((3, 2))
+    dct = separable_dct_matrix((3, 1))
+    assert torch.allclose(dct, dct_matrix(3)) and torch.allclose(dct @ dct.T, torch.eye(3, dtype=torch.float64))
+    down = InvertibleDownsampling(2, 1, (3, 2), init="haar")  # init="haar" with stride 3: the DCT-II along that axis
+    assert torch.allclose(down.matrix()[0].double(), separable_dct_matrix((3, 2)), atol=1e-6)
 
 
 def test_kernels_are_per_channel():
