@@ -30,6 +30,7 @@ from typing import Any
 
 __all__ = [
     "InputNotFoundError",
+    "LabelConventionError",
     "MissingExtraError",
     "OutputExistsError",
     "UserInputError",
@@ -191,3 +192,10 @@ def user_errors_logged_without_traceback() -> Iterator[None]:
         yield
     finally:
         logging.setLogRecordFactory(make_record)
+
+
+class LabelConventionError(UserInputError):
+    """A label map is written in another label convention than its dataset's (1/2/4 in a Decathlon datastore, ...).
+
+    Not a broken case to skip: the labels are valid in the other convention and would train the wrong regions.
+    """

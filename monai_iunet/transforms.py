@@ -16,14 +16,17 @@ import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
+from monai.transforms import Spacingd as MonaiSpacingd
 from monai.utils import convert_to_dst_type
 
 from monai_iunet.brats import BRATS2021, MODALITY_ORDER, LabelConvention
 from monai_iunet.brats import label_convention as find_convention
+from monai_iunet.brats.case_convention import case_label_convention, check_label_convention
 from monai_iunet.data.checks import array_problems
 from monai_iunet.errors import UserInputError
 
 __all__ = [
+    "Spacingd",
     "CheckCased",
     "CheckCaseD",
     "CheckCaseDict",
@@ -31,6 +34,8 @@ __all__ = [
     "ConvertBratsChannelsToLabelsd",
     "ConvertBratsChannelsToLabelsD",
     "ConvertBratsChannelsToLabelsDict",
+    "SpacingD",
+    "SpacingDict",
 ]
 
 
@@ -89,6 +94,7 @@ class CheckCased(MapTransform):
                     f"{label_name} has spatial shape {tuple(label.shape[-3:])} but the image {tuple(image.shape[-3:])}"
                 )
             else:
+                check_label_convention(np.asarray(label), self.label_values, label_name)
                 problems += array_problems(np.asarray(label), label_name, label_values=self.label_values)
         if problems:
             raise UserInputError("; ".join(problems) + ".")
@@ -148,6 +154,9 @@ class ConvertBratsChannelsToLabelsd(MapTransform):
         enhancing: label value of the enhancing tumour.
         label_convention: a :class:`~monai_iunet.brats.LabelConvention` or the name of one of
             :data:`~monai_iunet.brats.CONVENTIONS`; if given, its values replace the three above.
+            ``"auto"``: the convention of each case, from its image (``image_key``), as training reads that
+            case's labels (:func:`~monai_iunet.brats.case_convention.case_label_convention`).
+        image_key: the loaded image, for ``"auto"``.
         allow_missing_keys: don't raise if a key is missing.
     """
 
@@ -160,17 +169,49 @@ class ConvertBratsChannelsToLabelsd(MapTransform):
         edema: int = BRATS2021.edema,
         enhancing: int = BRATS2021.enhancing,
         label_convention: str | LabelConvention | None = None,
+        image_key: str = "image",
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.converter = ConvertBratsChannelsToLabels(necrosis, edema, enhancing, label_convention)
+        self.auto = str(label_convention).lower() == "auto"
+        self.image_key = image_key
+        self.converter = ConvertBratsChannelsToLabels(
+            necrosis, edema, enhancing, None if self.auto else label_convention
+        )
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
+        converter = self.converter
+        if self.auto:
+            convention = case_label_convention(d.get(self.image_key))
+            converter = ConvertBratsChannelsToLabels(*convention.values)
         for key in self.key_iterator(d):
-            d[key] = self.converter(d[key])
+            d[key] = converter(d[key])
         return d
 
 
+class Spacingd(MonaiSpacingd):
+    """MONAI's ``Spacingd`` that touches only its own keys and their metadata dictionaries.
+
+    MONAI 1.6's ``Spacingd`` updates every entry whose name starts with ``"<key>_"`` as a metadata dictionary, so
+    a string such as MONAI Label's ``image_path`` beside ``image`` fails with ``'str' object has no attribute
+    'update'``. This one sets such entries (anything that is not a dictionary) aside while MONAI's transform runs
+    and puts them back unchanged; everything else, inversion included, is MONAI's.
+    """
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor], lazy: bool | None = None) -> dict:
+        d = dict(data)
+        prefixes = tuple(f"{key}_" for key in self.keys)
+        aside = {
+            k: d.pop(k)
+            for k, v in data.items()
+            if isinstance(k, str) and k.startswith(prefixes) and not isinstance(v, Mapping)
+        }
+        out = super().__call__(d, lazy=lazy)
+        out.update(aside)
+        return out
+
+
+SpacingD = SpacingDict = Spacingd
 CheckCaseD = CheckCaseDict = CheckCased
 ConvertBratsChannelsToLabelsD = ConvertBratsChannelsToLabelsDict = ConvertBratsChannelsToLabelsd

@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# What the tests need beyond scripts/install.sh, on a fresh machine. Run after scripts/install.sh (CI, .ci/run).
-# Add a line here for anything a test needs; keep it out of scripts/install.sh (the user install).
+# The tests' install, after scripts/install.sh (the README's second command and CI, .ci/run): pytest and the
+# clients the tests drive (MONAI Deploy App SDK, MONAI Label), the comparison packages of the benchmarks, the
+# official BraTS scorer and Orthanc. Add a line here for anything a test needs; keep it out of scripts/install.sh
+# (the user install).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-python -m pip install -q -e ".[test,clinical]"
+python -m pip install -q -e ".[test,deploy,ct,anatomy,plot,clinical]"
+# memcnn and iunets (engine="memcnn", the benchmarks' comparison) and MONAI Label declare torchvision, which does
+# not import beside torch 2.13.0 and none of what the tests use needs it: install them without their
+# dependencies, and MONAI Label's other requirements from scripts/monailabel_requirements.txt (its list, less
+# torchvision, sam2, numpymaxflow and pydicom-seg). The constraint keeps torch, MONAI and NumPy as they are.
+python -m pip install -q --no-deps "memcnn==1.5.2" "iunets==0.1" "monailabel==0.8.5" "pydicom-seg==0.4.1"
+constraints="$(mktemp)"
+python -m pip freeze | grep -iE '^(torch|monai|numpy)==' > "$constraints"
+python -m pip install -q -r scripts/monailabel_requirements.txt -c "$constraints"
+rm -f "$constraints"
 # The official BraTS scorer, for tests/brats/test_official_agreement.py only: AGPL (never a dependency of the
 # package) and it pins numpy 2.2, so it gets a virtual environment of its own, run as a program by the test.
 BRATS_EVALUATION_VENV="${BRATS_EVALUATION_VENV:-$PWD/.venvs/brats-evaluation}"

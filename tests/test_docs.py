@@ -192,7 +192,16 @@ def _options(args: list[str]) -> list[str]:
     return [a.split("=")[0] for a in args if a.startswith("--") and len(a) > 2]
 
 
+COPIES: dict[str, Path] = {}
+"""Folders a doc block copied (``cp -r SRC DST``): DST as written -> SRC in the checkout. Paths under DST resolve
+into SRC, never to whatever an earlier run left at DST (e.g. in the system temp folder)."""
+
+
 def _resolve(value: str, bases: list[Path]) -> Path | None:
+    for copy, source in COPIES.items():
+        if value == copy or value.startswith(copy.rstrip("/") + "/"):
+            inside = source / value[len(copy) :].lstrip("/")
+            return inside if inside.exists() else None
     for base in bases:
         if (base / value).exists():
             return base / value
@@ -315,6 +324,12 @@ def _check_command(tokens: list[str], bases: list[Path], where: str) -> list[Pat
         return [target]
     if program in SHELL_BUILTINS:
         return bases
+    if program == "cp":
+        *sources, target = [a for a in args if not a.startswith("-")]
+        source = _resolve(sources[0], bases) if len(sources) == 1 else None
+        assert source, f"{where}: cp from a path that does not exist: {sources}"
+        COPIES[target] = source
+        return bases
     assert shutil.which(program), f"{where}: program {program!r} is not on the PATH"
     subcommand = args[args.index("monai.bundle") + 1] if "monai.bundle" in args[:-1] else (args[:1] or [""])[0]
     for name in _input_files(args, subcommand):
@@ -338,6 +353,7 @@ def test_bash_blocks_name_existing_things(path):
     start = [REPO] + (
         [path.parents[1]] if path.parent.name == "docs" and path.parents[1].parent.name == "bundles" else []
     )
+    COPIES.clear()
     for block in (b for b in ALL_BLOCKS if b.path == path and b.lang == "bash"):
         bases = start
         for tokens in split_commands(block.code):

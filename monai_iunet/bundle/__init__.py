@@ -36,6 +36,7 @@ from monai_iunet.bundle.predictions import (
     check_writable,
     report_broken_cases,
 )
+from monai_iunet.bundle.training_run import check_training_run
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -47,6 +48,7 @@ __all__ = [
     "bundle_config",
     "case_name_formatter",
     "check_no_predictions",
+    "check_training_run",
     "check_writable",
     "config_component",
     "infer_case_by_case",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -209,9 +210,30 @@ class LatestCheckpointLoader:
             load_path=path, load_dict={**self.load_dict, self.engine_key: engine}, map_location=self.map_location
         )(engine)
         logger.info(f"resume: continuing from {path} (epoch {engine.state.epoch} of {engine.state.max_epochs} done).")
+        self._extend_schedule(engine.state.max_epochs)
         if engine.state.epoch >= engine.state.max_epochs:  # ignite would start again from epoch 0
             logger.info("resume: nothing left to train; pass a larger --epochs to train longer.")
             engine.add_event_handler(Events.STARTED, lambda e: e.terminate())
+
+    def _extend_schedule(self, epochs: int) -> None:
+        """Stretch a restored cosine schedule (``T_max``) to the ``epochs`` of this run, from the epoch reached.
+
+        The restored ``CosineAnnealingLR`` ends at learning rate ``eta_min`` after its own ``T_max`` epochs; resuming
+        to more epochs would train at that rate and then jump back to the initial one. The learning rate is set to
+        the closed form of the stretched schedule at the saved epoch, from which the scheduler's steps continue.
+        """
+        scheduler = self.load_dict.get("lr_scheduler")
+        if not isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR) or scheduler.T_max == epochs:
+            return
+        old, scheduler.T_max = scheduler.T_max, int(epochs)
+        progress = (1 + math.cos(math.pi * scheduler.last_epoch / scheduler.T_max)) / 2
+        for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
+            group["lr"] = scheduler.eta_min + (base - scheduler.eta_min) * progress
+        scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+        logger.info(
+            f"resume: the cosine learning-rate schedule of {old} epochs now ends at epoch {epochs}; learning rate "
+            f"{scheduler._last_lr[0]:g} at epoch {scheduler.last_epoch}."
+        )
 
     def _warn_ignored_learning_rate(self, path: str) -> None:
         """Warn when the configured learning rate differs from the checkpoint's: the checkpoint's is used."""

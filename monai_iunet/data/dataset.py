@@ -10,9 +10,16 @@ from monai.data import CacheDataset
 from monai.utils import str2bool
 
 from monai_iunet.data.checks import BROKEN_CASE_ADVICE, BrokenCaseError, check_case
-from monai_iunet.errors import exception_chain
+from monai_iunet.errors import LabelConventionError, exception_chain
 
 __all__ = ["CaseDataset"]
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The exception at the end of ``error``'s explicit chain (MONAI's Compose wraps transform errors)."""
+    *_, cause = exception_chain(error, implicit=False)
+    return cause
+
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +72,7 @@ class CaseDataset(CacheDataset):
     def _diagnose(self, index: int, error: BaseException) -> BrokenCaseError:
         item = self.data[index]
         problems = check_case(item, read_data=True, label_values=self.label_values)
-        *_, cause = exception_chain(error, implicit=False)  # MONAI's Compose wraps transform errors
+        cause = _root_cause(error)
         reason = "; ".join(problems) if problems else f"{type(cause).__name__}: {cause}"
         diagnosis = BrokenCaseError(f"case {item.get('case', index)}: {reason}\n{self.advice}")
         diagnosis.__cause__ = error
@@ -75,6 +82,8 @@ class CaseDataset(CacheDataset):
         try:
             return super()._load_cache_item(idx)
         except Exception as e:
+            if isinstance(_root_cause(e), LabelConventionError):
+                raise _root_cause(e) from e  # valid labels of another convention: not a broken case to skip
             self._errors[idx] = self._diagnose(idx, e)
             return None
 
@@ -86,6 +95,8 @@ class CaseDataset(CacheDataset):
                     raise self._errors[i]
                 return super()._transform(i)
             except Exception as e:
+                if isinstance(_root_cause(e), LabelConventionError):
+                    raise _root_cause(e) from e  # valid labels of another convention: not a broken case to skip
                 error = self._errors.setdefault(i, e if isinstance(e, BrokenCaseError) else self._diagnose(i, e))
                 if not self.skip_broken:
                     raise error from error.__cause__

@@ -63,3 +63,18 @@ def test_brats_readme_has_the_zoo_template_sections():
         assert f"\n## {section}\n" in readme, section
     assert (BUNDLES / "brats_iunet" / "docs" / "data_license.txt").is_file()
     assert "python bundles/brats_iunet/scripts/bundle_numbers.py" in readme  # the numbers name their command
+
+
+# the first releases whose wheels need Python 3.11 (numpy 2.3.0, scikit-image 0.26.0); the bundles say Python 3.10+
+FIRST_WITHOUT_PY310 = {"numpy": (2, 3), "scikit-image": (0, 26)}
+
+
+@pytest.mark.parametrize("bundle", sorted(p.parent.parent for p in BUNDLES.glob("*/configs/metadata.json")), ids=str)
+def test_pinned_packages_install_on_python_310(bundle):
+    """The zoo installs the metadata's pins on Python 3.10: each must be a release with Python 3.10 wheels."""
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    pins = {"numpy": meta["numpy_version"], **meta.get("required_packages_version", {})}
+    for name, first in FIRST_WITHOUT_PY310.items():
+        if name in pins:
+            version = tuple(int(x) for x in pins[name].split(".")[:2])
+            assert version < first, f"{bundle.name}: {name} {pins[name]} has no Python 3.10 wheels"

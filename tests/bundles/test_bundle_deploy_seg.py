@@ -81,7 +81,7 @@ def test_deploy_dicom_seg_writer_takes_consecutive_labels(series, tmp_path):
     writer = DICOMSegmentationWriterOperator(
         Fragment(), segment_descriptions=_descriptions(), output_folder=tmp_path, name="seg_writer"
     )
-    labels = _label_map(voxels.shape, "brats2023")
+    labels = _label_map(voxels.shape, "msd")  # what the bundle writes for an image given in memory (Deploy)
     assert sorted(np.unique(labels)) == [0, 1, 2, 3]
     writer.create_dicom_seg(labels, dicom_series, tmp_path)
     (written,) = list(tmp_path.glob("*.dcm"))

@@ -10,6 +10,7 @@ from monai.transforms import ConvertToMultiChannelBasedOnBratsClasses, MapLabelV
 
 from monai_iunet.brats import label_convention
 from monai_iunet.data import synthesize_brats_case
+from monai_iunet.errors import LabelConventionError
 from monai_iunet.transforms import CheckCased, ConvertBratsChannelsToLabels, ConvertBratsChannelsToLabelsd
 
 
@@ -49,8 +50,12 @@ def test_check_case_rejects_wrong_channels_labels_and_shapes(case):
     image, label = case
     with pytest.raises(ValueError, match="has 3 channels but the network takes 4.*in_channels"):
         CheckCased()(_data(image[:3], label))
-    with pytest.raises(ValueError, match=r"case_seg\.nii\.gz holds unexpected label values \[4\]"):
-        CheckCased(label_values=(1, 2, 3))(_data(image, label))
+    with pytest.raises(LabelConventionError, match=r"case_seg\.nii\.gz holds label values \[1, 2, 4\]: the brats2021"):
+        CheckCased(label_values=(1, 2, 3))(_data(image, label))  # valid labels of another convention: an error
+    odd = label.copy()
+    odd[odd == 4] = 7  # no convention's value: a broken label
+    with pytest.raises(ValueError, match=r"case_seg\.nii\.gz holds unexpected label values \[7\]"):
+        CheckCased()(_data(image, odd))
     with pytest.raises(ValueError, match=r"case_seg\.nii\.gz has spatial shape \(20, 18, 15\)"):
         CheckCased()(_data(image, label[..., :-1]))
 
