@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from monai.bundle import ConfigParser
+from bundle_weights import write_random_weights
 
 from monai_iunet.bundle.shipped import copy_bundle, shipped_bundles, shipped_bundles_folder
 from monai_iunet.cli import main
@@ -75,19 +74,6 @@ def _source_copy(destination: Path) -> Path:
     return destination
 
 
-def _write_random_weights(bundle: Path) -> None:
-    """``models/model.pt`` for the bundle's ``network_def``, moved away from its identity initialisation."""
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    network = parser.get_parsed_content("network_def")
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in network.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * 0.3)
-    (bundle / "models").mkdir()
-    torch.save({"model": network.state_dict()}, bundle / "models" / "model.pt")
-
-
 @pytest.mark.slow
 def test_wheel_finds_its_bundles(tmp_path):
     """Built as a wheel, installed into a fresh venv and run outside the checkout: ``bundle copy``, and ``segment``
@@ -131,7 +117,7 @@ def test_wheel_finds_its_bundles(tmp_path):
     untrained = monai_iunet("segment", *inputs, "--output", "out", "--device", "cpu")
     assert untrained.returncode == 2, untrained.stderr
     assert f"no trained weights at {installed / 'models' / 'model.pt'}" in untrained.stderr
-    _write_random_weights(installed)
+    write_random_weights(installed)
     result = monai_iunet("segment", *inputs, "--output", "out", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert (work / "out" / "segmentation.nii.gz").is_file()

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-import torch
-from monai.bundle import ConfigParser
+from bundle_weights import write_random_weights
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "brats_iunet"
 
@@ -17,15 +16,7 @@ def make_bundle_with_weights(root: Path) -> Path:
     """Copy the BraTS bundle's configs to ``root`` and write ``models/model.pt`` for its ``network_def``: the
     network moved away from its identity initialisation, so that it predicts some tumour (not a trained model)."""
     shutil.copytree(BUNDLE / "configs", root / "configs")
-    parser = ConfigParser()
-    parser.read_config(str(root / "configs" / "inference.json"))
-    network = parser.get_parsed_content("network_def")
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in network.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * 0.3)
-    (root / "models").mkdir()
-    torch.save({"model": network.state_dict()}, root / "models" / "model.pt")
+    write_random_weights(root)
     return root
 
 
