@@ -5,7 +5,8 @@ Nothing of the bundle is copied here: :class:`BundleSegmenter` reads ``configs/i
 ``postprocessing`` (dropping only the postprocessing's ``SaveImaged``, since the pipeline writes its own outputs,
 and giving ``datalist`` the channel names and label values, since there is no dataset folder here). The channel
 order is the bundle's (``metadata.json`` → ``network_data_format.inputs.image.channel_def``), the label convention
-of the label maps too (its ``label_convention``, :data:`~monai_iunet.brats.BRATS2021` where it names none).
+of the label maps too (its ``label_convention``; :data:`~monai_iunet.brats.BRATS2021` where it names none or
+``"auto"``, which follows a datastore and a study has none).
 """
 
 from __future__ import annotations
@@ -69,9 +70,10 @@ class BundleSegmenter:
         post = parser["postprocessing"]
         post["transforms"] = [t for t in post["transforms"] if not str(t.get("_target_", "")).endswith("SaveImaged")]
         overrides = dict(overrides or {})
-        self.labels: LabelConvention = label_convention(
-            overrides.get("label_convention", parser.get("label_convention", BRATS2021))
-        )
+        name = str(overrides.get("label_convention", parser.get("label_convention", BRATS2021.name)))
+        # "auto" follows a datastore's own convention; a scanner study has none: BraTS 2018-2021 labels
+        self.labels: LabelConvention = label_convention(BRATS2021.name if name.lower() == "auto" else name)
+        parser["label_convention"] = self.labels.name
         parser["datalist"] = {
             "modalities": list(self.channels),
             "labels": {str(part): value for part, value in self.labels.part_values.items()},
