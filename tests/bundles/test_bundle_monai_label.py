@@ -26,7 +26,7 @@ from monai.bundle import ConfigParser
 
 from monai_iunet.brats import BRATS2021, MSD, convert_labels
 from monai_iunet.data import generate_synthetic_brats
-from monai_iunet.errors import LabelConventionError
+from monai_iunet.errors import LabelConventionError, exception_chain
 
 pytest.importorskip("monailabel", reason="MONAI Label is installed by scripts/install_tests.sh")
 
@@ -151,9 +151,6 @@ def test_label_in_the_other_convention_stops_training(bundle, datastore, tmp_pat
     datastore.save_label(image_id, str(brats2021), "final", {})
     with pytest.raises(Exception) as raised:  # MONAI's config parser wraps it in "Failed to instantiate component"
         _train(bundle, datastore)
-    chain = [raised.value]
-    while chain[-1].__cause__ or chain[-1].__context__:
-        chain.append(chain[-1].__cause__ or chain[-1].__context__)
-    (error,) = [e for e in chain if isinstance(e, LabelConventionError)]
+    (error,) = [e for e in exception_chain(raised.value) if isinstance(e, LabelConventionError)]
     assert str(brats2021.name) not in str(error) and image_id in str(error)  # names the datastore's label file
     assert "brats2021 (1 necrosis, 2 edema, 4 enhancing)" in str(error) and "msd (2 necrosis" in str(error)
