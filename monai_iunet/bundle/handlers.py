@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
+from ignite.exceptions import NotComputableError
 from ignite.metrics import Average
 from monai.handlers import StatsHandler, ValidationHandler
 
@@ -53,9 +54,22 @@ def _scalar(value: Any) -> float:
     return float(value.item() if isinstance(value, torch.Tensor) else value)
 
 
+class _ProcessAverage(Average):
+    """ignite ``Average`` of this process's values only: no ``all_reduce`` across ranks in ``compute``.
+
+    Multi-GPU training attaches the loss logger on rank 0 only, so a collective there would wait for ranks that never
+    join it.
+    """
+
+    def compute(self) -> float:
+        if self.num_examples < 1:
+            raise NotComputableError("the mean loss needs at least one iteration")
+        return _scalar(self.accumulator) / self.num_examples
+
+
 class EpochLossLogger(StatsHandler):
-    """MONAI ``StatsHandler`` logging each epoch's mean loss (ignite ``Average``), learning rate and time at INFO, and
-    each iteration's loss at DEBUG, on the logger ``monai_iunet.train``.
+    """MONAI ``StatsHandler`` logging each epoch's mean loss (ignite ``Average`` over this process's iterations),
+    learning rate and time at INFO, and each iteration's loss at DEBUG, on the logger ``monai_iunet.train``.
 
     The epoch's mean loss is also the engine's metric ``mean_train_loss`` (so TensorBoard handlers see it).
 
@@ -67,7 +81,7 @@ class EpochLossLogger(StatsHandler):
     def __init__(self, optimizer: torch.optim.Optimizer | None = None, loss_key: str = "loss") -> None:
         self.optimizer = optimizer
         self.loss_key = loss_key
-        self.mean_loss = Average(output_transform=self._loss)
+        self.mean_loss = _ProcessAverage(output_transform=self._loss)
         self._start = 0.0
         super().__init__(
             iteration_print_logger=self._log_iteration,
