@@ -179,7 +179,7 @@ def test_same_seed_same_losses(brats, tmp_path):
     again = _losses(_output(_bundle("run", (TRAIN,), *common, *TINY)))
     first = _losses(brats["train"])
     assert len(first) == 1 and again == first  # one epoch's mean loss
-    other = _losses(_output(_bundle("run", (TRAIN,), *common, *TINY, "--seed", "1")))
+    other = _losses(_output(_bundle("run", (TRAIN,), *common, *TINY, "--seed", "1", "--overwrite", "true")))
     assert other != first
 
 
