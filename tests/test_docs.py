@@ -159,6 +159,8 @@ def split_commands(code: str) -> list[list[str]]:
     """The commands of a shell block as token lists: continuations joined, comments dropped, split at ``&&``/``;``."""
     commands = []
     for line in code.replace("\\\n", " ").splitlines():
+        if line.lstrip().startswith("#"):
+            continue  # a comment line may hold an apostrophe ("the tests' install")
         lexer = shlex.shlex(line, posix=True)
         lexer.whitespace_split, lexer.commenters = True, ""
         tokens = list(lexer)
