@@ -87,11 +87,12 @@ def test_wheel_finds_its_bundles(tmp_path):
     # no pip of its own in the venv: the system's pip and setuptools install into it
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
-    install = [str(python), "-m", "pip", "install", "--no-deps", "-q", str(next(wheels.glob("*.whl")))]
-    subprocess.run(install, check=True, capture_output=True, timeout=300)
-    work.mkdir()
+    # without the caller's PYTHONPATH, which may name a checkout whose egg-info makes pip skip the wheel
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["OMP_NUM_THREADS"] = "1"
+    install = [str(python), "-m", "pip", "install", "--no-deps", "-q", str(next(wheels.glob("*.whl")))]
+    subprocess.run(install, check=True, capture_output=True, timeout=300, env=env)
+    work.mkdir()
 
     def monai_iunet(*argv: str) -> subprocess.CompletedProcess:
         command = [str(venv / "bin" / "monai-iunet"), *argv]
