@@ -2,42 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
-
-import torch
-from ignite.engine import Engine, Events
-from monai.metrics import compute_confusion_matrix_metric
 
 from monai_iunet.brats.labels import REGION_ORDER
 
-__all__ = ["ConfusionDetailsToMetric", "format_brats_metrics"]
-
-
-class ConfusionDetailsToMetric:
-    """Turn the per-case confusion matrices kept by MONAI's ``ConfusionMatrix`` handlers into per-case values.
-
-    The handlers store ``(cases, channels, 4)`` counts in ``engine.state.metric_details``; ``MetricsSaver`` needs
-    ``(cases, channels)`` values to write a per-case CSV. Attach this before ``MetricsSaver``.
-
-    Args:
-        names: the metric names whose details to convert (e.g. ``["val_sensitivity_tc", ...]``).
-        metric_name: the confusion-matrix metric to compute, as in ``ConfusionMatrix(metric_name=...)``.
-    """
-
-    def __init__(self, names: Sequence[str], metric_name: str = "sensitivity") -> None:
-        self.names = list(names)
-        self.metric_name = metric_name
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
-
-    def __call__(self, engine: Engine) -> None:
-        details = engine.state.metric_details
-        for name in self.names:
-            counts = details.get(name)
-            if isinstance(counts, torch.Tensor) and counts.shape[-1] == 4:
-                details[name] = compute_confusion_matrix_metric(self.metric_name, counts)
+__all__ = ["format_brats_metrics"]
 
 
 def format_brats_metrics(metrics: Mapping[str, Any], prefix: str = "val_") -> str:
