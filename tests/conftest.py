@@ -58,6 +58,16 @@ def init_gloo(rank: int, world_size: int, port: int) -> None:
     )
 
 
+def finish_gloo() -> None:
+    """In a worker: wait for every rank, then leave the process group.
+
+    A rank that destroys its group while another still talks to it (the store lives in rank 0) can leave that rank
+    waiting forever; the barrier first makes the teardown symmetric.
+    """
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def run_processes(target: Callable, nprocs: int, args: tuple = (), timeout: float = PROCESS_TIMEOUT_S) -> None:
     """Run ``target(rank, *args)`` in ``nprocs`` fresh (spawned) processes and fail the test if any rank fails.
 

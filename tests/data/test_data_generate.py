@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-import torch.distributed as dist
 
 from monai_iunet.data import ensure_generated, is_missing_or_empty
 
-from conftest import free_port, init_gloo, run_processes
+from conftest import finish_gloo, free_port, init_gloo, run_processes
 
 
 def _write_cases(folder: Path, n: int = 2) -> None:
@@ -80,7 +79,7 @@ def _generate_on_rank(rank: int, world: int, port: int, root: str, fail: bool) -
     except Exception as e:
         outcome = {"error": f"{type(e).__name__}: {e}"}
     (Path(root) / f"rank{rank}.json").write_text(json.dumps(outcome))
-    dist.destroy_process_group()
+    finish_gloo()
 
 
 def test_distributed_rank_zero_generates_and_the_others_wait(tmp_path):

@@ -3,12 +3,11 @@ import warnings
 
 import pytest
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from monai_iunet import InvertibleUNet, IUNet
 
-from conftest import free_port, init_gloo, randomize_, run_processes
+from conftest import finish_gloo, free_port, init_gloo, randomize_, run_processes
 
 
 def core_grads(core, x, memory_efficient, loss=lambda y: (y * torch.linspace(-1, 1, y.numel()).view_as(y).to(y)).sum()):
@@ -173,7 +172,7 @@ def _ddp_worker(rank, world, port, x, target, state, out_dir):
     part = slice(rank, rank + 1)
     torch.nn.functional.mse_loss(ddp(x[part]), target[part]).backward()
     torch.save([p.grad for p in net.parameters()], os.path.join(out_dir, f"grads{rank}.pt"))
-    dist.destroy_process_group()
+    finish_gloo()
 
 
 def test_distributed_data_parallel_gloo(tmp_path):
