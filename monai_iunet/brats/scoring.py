@@ -22,6 +22,7 @@ import numpy as np
 from monai_iunet.brats.evaluation import METRICS, NSD_TOLERANCE_MM, evaluate_labels
 from monai_iunet.brats.labels import LabelConvention, label_convention
 from monai_iunet.errors import InputNotFoundError, UserInputError
+from monai_iunet.progress import progress_bar
 
 __all__ = [
     "CSV_COLUMNS",
@@ -127,14 +128,19 @@ def evaluate_folders(
     ref_dir: str | os.PathLike,
     convention: str | LabelConvention,
     nsd_tolerance: float = NSD_TOLERANCE_MM,
+    progress: bool | str | None = None,
 ) -> list[dict]:
     """Score every reference case under ``ref_dir`` against its prediction under ``pred_dir``.
+
+    A progress bar over the cases shows the time left (at a terminal: :mod:`monai_iunet.progress`).
 
     Args:
         pred_dir: folder of predicted label maps.
         ref_dir: folder of reference label maps (a BraTS dataset folder works).
         convention: the label convention of both.
         nsd_tolerance: NSD tolerance in mm.
+        progress: draw the progress bar: ``None`` (``MONAI_IUNET_PROGRESS``, else only at a terminal), ``"on"``,
+            ``"off"``, ``"auto"`` or a bool.
 
     Returns:
         The rows of :func:`~monai_iunet.brats.evaluate_labels` of every case (three per case).
@@ -144,7 +150,8 @@ def evaluate_folders(
     """
     convention = label_convention(convention)
     rows: list[dict] = []
-    for case, pred_path, ref_path in match_cases(pred_dir, ref_dir):
+    cases = match_cases(pred_dir, ref_dir)
+    for case, pred_path, ref_path in progress_bar(cases, desc="evaluate", unit="case", progress=progress):
         pred, pred_affine, _ = load_label(pred_path)
         ref, ref_affine, spacing = load_label(ref_path)
         if pred.shape != ref.shape or not np.allclose(pred_affine, ref_affine, atol=1e-3):

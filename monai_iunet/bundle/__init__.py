@@ -11,6 +11,8 @@
 - :mod:`~monai_iunet.bundle.handlers`: one log line per epoch and per validation, validation after the last epoch.
 - :mod:`~monai_iunet.bundle.inference`: inference case by case (out-of-memory cases reported, the others predicted)
   and a NIfTI writer for predictions already on their input's grid.
+- :class:`RunProgressBar`: a progress bar over a training or evaluation run, with the time left for the run (drawn
+  only at a terminal, :mod:`monai_iunet.progress`).
 - :mod:`~monai_iunet.bundle.shipped`: the bundles installed with the package (``monai-iunet bundle copy``).
 - :func:`config_component`, :func:`bundle_config`: a component of another config of the bundle (the validation
   uses inference's ``inferer``).
@@ -36,6 +38,7 @@ from monai_iunet.bundle.predictions import (
     check_writable,
     report_broken_cases,
 )
+from monai_iunet.bundle.progress import RunProgressBar
 from monai_iunet.bundle.training_run import check_training_run
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "EpochLossLogger",
     "LatestCheckpointLoader",
     "NiftiWriterOnOwnGrid",
+    "RunProgressBar",
     "ValidateAtIntervalAndEnd",
     "ValidationLogger",
     "bundle_config",

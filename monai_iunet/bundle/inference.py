@@ -23,6 +23,7 @@ from monai.utils import convert_data_type
 from torch.utils.data import Subset
 
 from monai_iunet.bundle.handlers import quiet_fresh_start
+from monai_iunet.progress import logging_beside_bars, progress_bar
 
 __all__ = ["NiftiWriterOnOwnGrid", "infer_case_by_case"]
 
@@ -61,35 +62,48 @@ def _case_size(item: dict) -> str:
     return f"{channels} x {'x'.join(map(str, spatial))} voxels, {mib:.0f} MiB as float32"
 
 
-def infer_case_by_case(evaluator: Any, dataset: Sequence, broken: list[str] | None = None) -> list[str]:
+def infer_case_by_case(
+    evaluator: Any, dataset: Sequence, broken: list[str] | None = None, progress: bool | str | None = None
+) -> list[str]:
     """Run ``evaluator`` on each case of ``dataset`` in turn; a case that runs out of memory is skipped and reported.
+
+    A progress bar over the cases shows the time left (at a terminal: :mod:`monai_iunet.progress`).
 
     Args:
         evaluator: a MONAI evaluator (its handlers load the model and save the predictions).
         dataset: the cases, a dataset of the evaluator's items.
         broken: a list to append one message per failed case to (the bundle's report of broken cases).
+        progress: draw the progress bar: ``None`` (``MONAI_IUNET_PROGRESS``, else only at a terminal), ``"on"``,
+            ``"off"``, ``"auto"`` or a bool.
 
     Returns:
         ``broken`` (a new list if none was given), with the out-of-memory cases appended.
     """
     broken = [] if broken is None else broken
     quiet_fresh_start(evaluator, every_resume=True)
-    for index in range(len(dataset)):
-        evaluator.data_loader = DataLoader(Subset(dataset, [index]), batch_size=1, num_workers=0)
-        evaluator.set_data(evaluator.data_loader)
-        evaluator.state.epoch_length = 1
-        try:
-            evaluator.run()
-        except _OUT_OF_MEMORY as e:
-            item = dataset.data[index] if hasattr(dataset, "data") else {}
-            name = item.get("case", index)
-            message = (
-                f"case {name}: out of memory ({_case_size(item)}; {type(e).__name__}: {e}); infer it on a machine "
-                "with more memory, or with a smaller patch_size"
-            )
-            logger.error(message)
-            broken.append(message)
-            # ignite keeps the generator of the run that raised, and its next run() would resume that one (and end
-            # at once) instead of starting anew; it has no public reset
-            evaluator._internal_run_generator = None
+    bar = progress_bar(range(len(dataset)), desc="infer", unit="case", progress=progress)
+    with logging_beside_bars(not bar.disable), bar:
+        for index in bar:
+            _infer_one(evaluator, dataset, index, broken)
     return broken
+
+
+def _infer_one(evaluator: Any, dataset: Sequence, index: int, broken: list[str]) -> None:
+    """Run ``evaluator`` on case ``index`` of ``dataset``; out of memory appends a message to ``broken``."""
+    evaluator.data_loader = DataLoader(Subset(dataset, [index]), batch_size=1, num_workers=0)
+    evaluator.set_data(evaluator.data_loader)
+    evaluator.state.epoch_length = 1
+    try:
+        evaluator.run()
+    except _OUT_OF_MEMORY as e:
+        item = dataset.data[index] if hasattr(dataset, "data") else {}
+        name = item.get("case", index)
+        message = (
+            f"case {name}: out of memory ({_case_size(item)}; {type(e).__name__}: {e}); infer it on a machine "
+            "with more memory, or with a smaller patch_size"
+        )
+        logger.error(message)
+        broken.append(message)
+        # ignite keeps the generator of the run that raised, and its next run() would resume that one (and end
+        # at once) instead of starting anew; it has no public reset
+        evaluator._internal_run_generator = None

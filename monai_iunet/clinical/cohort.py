@@ -28,14 +28,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
-
 from monai_iunet.clinical.cohort_table import read_rows, row_from_report, write_csv, write_row
 from monai_iunet.clinical.dicomweb import DICOMwebStudy, find_studies, parse_query
 from monai_iunet.clinical.io import ClinicalInputError
 from monai_iunet.clinical.series import AmbiguousSeriesError
 from monai_iunet.clinical.study_sources import ExistingResultError, FolderStudy, PacsStudy, segment_study_source
+from monai_iunet.progress import logging_beside_bars, progress_bar
 
 __all__ = ["CohortStudy", "run_cohort", "studies_from_args"]
 
@@ -201,7 +199,7 @@ def run_cohort(
     retry_failed: bool = False,
     bundle: str | os.PathLike | None = None,
     device: str | None = None,
-    progress: bool = True,
+    progress: bool | str | None = None,
     **segment_options,
 ) -> dict:
     """Segment every study of a cohort into ``output``, resumably; returns (and prints) the summary.
@@ -214,7 +212,9 @@ def run_cohort(
         retry_failed: redo the studies recorded as not ``ok`` by an earlier run (default: keep their row).
         bundle: the MONAI bundle with trained weights (loaded once for all studies).
         device: ``"cpu"`` or ``"cuda"``.
-        progress: show a progress bar with the time left.
+        progress: show a progress bar over the studies with the time left, and one over each study's steps:
+            ``None`` (``MONAI_IUNET_PROGRESS``, else only when stderr is a terminal), ``"on"``, ``"off"``,
+            ``"auto"`` or a bool (:mod:`monai_iunet.progress`).
         segment_options: passed to :func:`~monai_iunet.clinical.segment` (``n4``, ``reference``...).
 
     Returns:
@@ -237,10 +237,11 @@ def run_cohort(
         segmenter = BundleSegmenter(bundle or DEFAULT_BUNDLE, device=device) if todo else None
     except FileNotFoundError as e:
         raise ClinicalInputError(f"--bundle: {e}") from None
-    with logging_redirect_tqdm(), tqdm(total=len(todo), unit="study", disable=not progress, dynamic_ncols=True) as bar:
+    bar = progress_bar(total=len(todo), desc="cohort", unit="study", progress=progress)
+    options = {**segment_options, "segmenter": segmenter, "progress": not bar.disable}
+    with logging_beside_bars(not bar.disable), bar:
         for entry in todo:
-            bar.set_description(entry.key[-24:])
-            row = _run_one(entry, output, store, overwrite, {**segment_options, "segmenter": segmenter})
+            row = _run_one(entry, output, store, overwrite, options)
             write_row(output / entry.key, row)
             rows[entry.key] = row
             write_csv(output, list(rows.values()))

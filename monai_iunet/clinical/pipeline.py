@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from tqdm import tqdm
 
 from monai_iunet.brats import MODALITY_ORDER, LabelConvention, Modality, Region
 from monai_iunet.bundle.shipped import shipped_bundles_folder
@@ -37,6 +38,7 @@ from monai_iunet.clinical.outputs import (
 from monai_iunet.clinical.preprocessing import apply_mask, n4_correct, read_brain_mask, resample_to_reference
 from monai_iunet.clinical.registration import register_rigid
 from monai_iunet.clinical.volumes_sr import write_volumes_sr
+from monai_iunet.progress import logging_beside_bars, progress_bar
 
 __all__ = ["DEFAULT_BUNDLE", "BrainMaskWarning", "RegistrationWarning", "segment"]
 
@@ -59,12 +61,17 @@ MAX_TUMOUR_OUTSIDE_MASK = 0.01
 
 
 @contextmanager
-def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
-    """Record the wall time (``<step>_s``) and the CPU time of this process, all threads (``<step>_cpu_s``)."""
+def _timed(timings: dict[str, float], step: str, steps: tqdm | None = None) -> Iterator[None]:
+    """Record the wall time (``<step>_s``) and the CPU time of this process, all threads (``<step>_cpu_s``); with
+    ``steps`` (the progress bar over the pipeline's steps), show the step beside the bar and count it when done."""
+    if steps is not None:
+        steps.set_postfix_str(step.replace("_", " "))
     wall, cpu = time.perf_counter(), time.process_time()
     yield
     timings[f"{step}_s"] = time.perf_counter() - wall
     timings[f"{step}_cpu_s"] = time.process_time() - cpu
+    if steps is not None:
+        steps.update()
 
 
 def _versions() -> dict[str, str]:
@@ -139,6 +146,7 @@ def segment(
     segmenter: BundleSegmenter | None = None,
     skull_strip: str = "auto",
     extra_report: Mapping | None = None,
+    progress: bool | str | None = None,
 ) -> dict:
     """Segment a brain tumour from four MR series that are not co-registered; results on the reference grid.
 
@@ -170,6 +178,9 @@ def segment(
         skull_strip: ``"auto"`` (extract the brain when the reference is not already skull-stripped), ``"deepbet"``
             or ``"none"``; the decision and its reason are in the report's ``skull_strip``.
         extra_report: entries added to the report (e.g. how the series were identified).
+        progress: draw a progress bar over the steps (read, N4, registration, brain extraction, inference,
+            writing), with the step in progress: ``None`` (``MONAI_IUNET_PROGRESS``, else only when stderr is a
+            terminal), ``"on"``, ``"off"``, ``"auto"`` or a bool (:mod:`monai_iunet.progress`).
 
     Returns:
         the report (also written as ``report.json``).
@@ -183,7 +194,10 @@ def segment(
     given = {Modality.T1: t1, Modality.T1CE: t1ce, Modality.T2: t2, Modality.FLAIR: flair}
     sources = {name: given[name] for name in MODALITY_ORDER}
     start, cpu_start = time.perf_counter(), time.process_time()
-    with atomic_output_dir(output, overwrite=overwrite) as tmp:
+    title = Path(output).name
+    steps = progress_bar(total=4 + bool(n4), desc=title[-24:], unit="step", progress=progress, leave=False)
+    with logging_beside_bars(not steps.disable), steps, atomic_output_dir(output, overwrite=overwrite) as tmp:
+        steps.set_postfix_str("read")
         series = {name: read_series(name, src, series_uids) for name, src in sources.items()}
         study_warnings = check_same_study(series, allow_mixed=allow_mixed_studies)
         for w in study_warnings:
@@ -196,20 +210,22 @@ def segment(
             logger.warning("%s will not be written: %s", name, why)
         segmenter = segmenter if segmenter is not None else _load_segmenter(bundle, device)
         timings = {"read_s": time.perf_counter() - start, "read_cpu_s": time.process_time() - cpu_start}
+        steps.total += int(decision.extract)
+        steps.update()
         if n4:
-            with _timed(timings, "n4"):
+            with _timed(timings, "n4", steps):
                 for s in series.values():
                     s.image = n4_correct(s.image)
-        with _timed(timings, "register_resample"):
+        with _timed(timings, "register_resample", steps):
             aligned, registration = _register_all(series, reference, accept_failed_registration)
         if decision.extract:
-            with _timed(timings, "skull_strip"):
+            with _timed(timings, "skull_strip", steps):
                 mask = fill_brain_mask(deepbet_brain_mask(aligned[Modality.T1]))
         if mask is not None:
             aligned = {name: apply_mask(image, mask) for name, image in aligned.items()}
             sitk.WriteImage(mask, str(tmp / "brain_mask.nii.gz"), useCompression=True)
         label = _write_results(
-            tmp, series[reference], aligned, segmenter, save_preprocessed, Path(output).name, timings, not_written
+            tmp, series[reference], aligned, segmenter, save_preprocessed, title, timings, not_written, steps
         )
         timings["total_s"] = time.perf_counter() - start
         timings["total_cpu_s"] = time.process_time() - cpu_start
@@ -305,18 +321,19 @@ def _write_results(
     title: str,
     timings: dict[str, float],
     not_written: dict[str, str],
+    steps: tqdm | None = None,
 ) -> sitk.Image:
     """Run the network on the aligned modalities and write the label map, DICOM-SEG, volumes SR and overview into
     ``tmp``; what cannot be written is added to ``not_written`` with the reason, and the rest is still written."""
     prep = tmp / "preprocessed"
-    with _timed(timings, "inference"):
+    with _timed(timings, "inference", steps):
         prep.mkdir()
         files = {}
         for name in MODALITY_ORDER:
             files[name] = str(prep / f"{name}.nii.gz")
             sitk.WriteImage(aligned[name], files[name])
         label = label_image(segmenter(files), reference.image)
-    with _timed(timings, "write"):
+    with _timed(timings, "write", steps):
         sitk.WriteImage(label, str(tmp / "segmentation.nii.gz"), useCompression=True)
         _write_dicom_outputs(tmp, reference, label, segmenter.labels, not_written)
         try:

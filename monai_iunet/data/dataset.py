@@ -11,6 +11,7 @@ from monai.utils import str2bool
 
 from monai_iunet.data.checks import BROKEN_CASE_ADVICE, BrokenCaseError, check_case
 from monai_iunet.errors import LabelConventionError, exception_chain
+from monai_iunet.progress import progress_enabled
 
 __all__ = ["CaseDataset"]
 
@@ -43,7 +44,8 @@ class CaseDataset(CacheDataset):
         label_values: label values besides 0 that the label files may hold, for the diagnosis.
         cache_rate: fraction of the cases to cache.
         num_workers: threads that fill the cache.
-        progress: show a progress bar while filling the cache.
+        progress: show MONAI's progress bar while filling the cache: ``None`` (``MONAI_IUNET_PROGRESS``, else only
+            when stderr is a terminal), ``"on"``, ``"off"``, ``"auto"`` or a bool (:mod:`monai_iunet.progress`).
         advice: what the error about a broken case tells the user to do (default
             :data:`~monai_iunet.data.checks.BROKEN_CASE_ADVICE`).
         kwargs: other arguments of ``monai.data.CacheDataset``.
@@ -57,7 +59,7 @@ class CaseDataset(CacheDataset):
         label_values: Sequence[int] | None = None,
         cache_rate: float = 0.0,
         num_workers: int | None = 1,
-        progress: bool = False,
+        progress: bool | str | None = None,
         advice: str = BROKEN_CASE_ADVICE,
         **kwargs: Any,
     ) -> None:
@@ -66,7 +68,12 @@ class CaseDataset(CacheDataset):
         self.label_values = label_values
         self._errors: dict[int, BrokenCaseError] = {}
         super().__init__(
-            data=data, transform=transform, cache_rate=cache_rate, num_workers=num_workers, progress=progress, **kwargs
+            data=data,
+            transform=transform,
+            cache_rate=cache_rate,
+            num_workers=num_workers,
+            progress=progress_enabled(progress),
+            **kwargs,
         )
 
     def _diagnose(self, index: int, error: BaseException) -> BrokenCaseError:

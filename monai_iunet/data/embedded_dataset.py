@@ -6,7 +6,7 @@ import os
 from functools import partial
 from typing import Any
 
-from monai.utils import str2bool
+from monai.utils import ensure_tuple_rep, str2bool
 
 from monai_iunet.data.generate import ensure_generated, is_missing_or_empty
 from monai_iunet.data.synthetic_brats import generate_synthetic_brats
@@ -51,4 +51,6 @@ def ensure_dataset(
             )
         return str(dataset_dir)
     generate_fn = partial(generate_synthetic_brats, **synthetic)
-    return str(ensure_generated(dataset_dir, generate_fn, description="a synthetic BraTS-like dataset"))
+    size = "x".join(str(s) for s in ensure_tuple_rep(synthetic.get("spatial_size", 64), 3))
+    description = f"a synthetic BraTS-like dataset ({synthetic.get('num_cases', 10)} cases of {size} voxels)"
+    return str(ensure_generated(dataset_dir, generate_fn, description=description))

@@ -34,6 +34,7 @@ from monai_iunet.data.ct import simulate_fbp
 from monai_iunet.data.foam import generate_foam_phantom
 from monai_iunet.data.generate import ensure_generated, is_missing_or_empty
 from monai_iunet.errors import InputNotFoundError, UserInputError
+from monai_iunet.progress import progress_bar
 
 __all__ = ["DATALIST_NAME", "make_foam_ct_pair", "generate_foam_ct_dataset", "ensure_foam_ct_dataset"]
 
@@ -52,6 +53,8 @@ def make_foam_ct_pair(
         spatial_size: volume size per axis (int for a cube).
         seed: seed of the phantom, the scan geometry and the noise.
         phantom_kwargs: passed to :func:`~monai_iunet.data.foam.generate_foam_phantom`.
+        progress: draw a progress bar over the volumes: ``None`` (``MONAI_IUNET_PROGRESS``, else only at a
+            terminal), ``"on"``, ``"off"``, ``"auto"`` or a bool (:mod:`monai_iunet.progress`).
         ct_kwargs: passed to :func:`~monai_iunet.data.ct.simulate_fbp` (``num_angles``, ``photons``, ...).
 
     Returns:
@@ -78,6 +81,7 @@ def generate_foam_ct_dataset(
     seed: int = 0,
     num_workers: int = 0,
     phantom_kwargs: dict[str, Any] | None = None,
+    progress: bool | str | None = None,
     **ct_kwargs: Any,
 ) -> str:
     """Write a foam CT dataset of ``num_train + num_val + num_test`` NIfTI pairs and its ``dataset.json``.
@@ -91,6 +95,8 @@ def generate_foam_ct_dataset(
         seed: dataset seed; each volume's seed is derived from it.
         num_workers: worker processes (0: in this process).
         phantom_kwargs: passed to :func:`~monai_iunet.data.foam.generate_foam_phantom`.
+        progress: draw a progress bar over the volumes: ``None`` (``MONAI_IUNET_PROGRESS``, else only at a
+            terminal), ``"on"``, ``"off"``, ``"auto"`` or a bool (:mod:`monai_iunet.progress`).
         ct_kwargs: passed to :func:`~monai_iunet.data.ct.simulate_fbp` (``num_angles``, ``photons``, ...).
 
     Returns:
@@ -105,12 +111,15 @@ def generate_foam_ct_dataset(
     names = [f"foam_{i:03d}" for i in range(sum(counts.values()))]
     seeds = np.random.SeedSequence(seed).spawn(len(names))
     jobs = [(output_dir, name, size, s, phantom_kwargs or {}, ct_kwargs) for name, s in zip(names, seeds)]
-    if num_workers > 0:
-        with ProcessPoolExecutor(num_workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            list(pool.map(_write_pair, jobs))
-    else:
-        for job in jobs:
-            _write_pair(job)
+    with progress_bar(total=len(jobs), desc="foam CT volumes", unit="volume", progress=progress) as bar:
+        if num_workers > 0:
+            with ProcessPoolExecutor(num_workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+                for _ in pool.map(_write_pair, jobs):
+                    bar.update()
+        else:
+            for job in jobs:
+                _write_pair(job)
+                bar.update()
 
     datalist: dict[str, Any] = {
         "name": "foam_ct",

@@ -47,6 +47,7 @@ from monai_iunet.brats import (
 from monai_iunet.data.synthetic_anatomy import synthesize_mni152_case
 from monai_iunet.data.synthetic_tissue import TISSUE_INTENSITIES, smooth_field
 from monai_iunet.errors import UserInputError
+from monai_iunet.progress import progress_bar
 
 __all__ = ["generate_synthetic_brats", "synthesize_brats_case"]
 
@@ -151,6 +152,7 @@ def generate_synthetic_brats(
     prefix: str = "SynthBraTS",
     layout: str = BRATS2021_LAYOUT.name,
     anatomy: str = "ellipsoid",
+    progress: bool | str | None = None,
     **kwargs,
 ) -> list[str]:
     """Write synthetic cases in one of the layouts of :data:`~monai_iunet.brats.LAYOUTS`.
@@ -178,6 +180,8 @@ def generate_synthetic_brats(
             MNI152 anatomy of nilearn's templates in BraTS's 240 × 240 × 155 mm field of view,
             :func:`~monai_iunet.data.synthetic_anatomy.synthesize_mni152_case`; pass ``spacing`` from
             :func:`~monai_iunet.data.synthetic_anatomy.mni152_spacing` for a ``spatial_size`` other than BraTS's).
+        progress: draw a progress bar over the cases: ``None`` (``MONAI_IUNET_PROGRESS``, else only at a
+            terminal), ``"on"``, ``"off"``, ``"auto"`` or a bool (:mod:`monai_iunet.progress`).
         kwargs: further arguments of the case synthesiser (``noise_std``, ``bias_strength``).
 
     Returns:
@@ -203,7 +207,7 @@ def generate_synthetic_brats(
     affine[:3, 3] = [pixdim[0] * shape[0] / 2, pixdim[1] * shape[1] / 2, -pixdim[2] * shape[2] / 2]
     root = Path(output_dir)
     written, training, test = [], [], []
-    for i in range(num_cases):
+    for i in progress_bar(range(num_cases), desc="synthetic cases", unit="case", progress=progress):
         case = f"{prefix}_{i:05d}"
         image, label = synthesize(spatial_size, seed=np.random.default_rng([seed, i]), **kwargs)
         label = convert_labels(label, BRATS2021, spec.convention)
