@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from monai_iunet.errors import UserInputError, exit_status
@@ -168,8 +169,25 @@ def _add_bundle_parser(subparsers) -> None:
     bundle.set_defaults(func=_bundle)
 
 
+def _announce_run(argv: Sequence[str]) -> None:
+    """Say on stderr what ``monai-iunet run`` does first: importing PyTorch and MONAI takes seconds to a minute,
+    before the bundle's first log line; said before the parser is built, which imports them too."""
+    if "--help" in argv or "-h" in argv:
+        return
+    target = argv[0] if argv and not argv[0].startswith("-") else "run"  # MONAI's default run id
+    print(
+        f"monai-iunet run {target}: loading PyTorch, MONAI and the bundle's configs (up to a minute on a busy "
+        "machine)...",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``monai-iunet`` with ``argv`` (default: the command line); returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"]:
+        _announce_run(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     return exit_status(args.func, args, prog=f"{parser.prog} {args.command}")
