@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import multiprocessing
 import os
 import socket
@@ -27,6 +28,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.path.as_posix().endswith(SLOW_MODULES):
             item.add_marker(pytest.mark.slow)
+
+
+#: what makes the progress bars draw in a test, and draw every step (tqdm's rate limit off), so that what a bar
+#: shows can be asserted: ``MONAI_IUNET_PROGRESS=on`` and tqdm's ``TQDM_*`` defaults (for subprocesses too)
+PROGRESS_DRAWN_ENV = {"MONAI_IUNET_PROGRESS": "on", "TQDM_MININTERVAL": "0", "TQDM_MINITERS": "1"}
+
+
+@pytest.fixture(autouse=True)
+def _progress_by_terminal(monkeypatch):
+    """Every test starts with the progress bars decided by the terminal (none under pytest), whatever the caller's
+    ``MONAI_IUNET_PROGRESS``."""
+    monkeypatch.delenv("MONAI_IUNET_PROGRESS", raising=False)
+
+
+@pytest.fixture
+def progress_drawn(monkeypatch) -> dict[str, str]:
+    """Progress bars drawn on stderr, every step, in this process and its subprocesses (:data:`PROGRESS_DRAWN_ENV`;
+    tqdm reads its ``TQDM_*`` variables when imported); returns that environment."""
+    import tqdm
+
+    for name, value in PROGRESS_DRAWN_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("monai_iunet.progress.tqdm", functools.partial(tqdm.tqdm, mininterval=0, miniters=1))
+    return dict(PROGRESS_DRAWN_ENV)
 
 
 @pytest.fixture(autouse=True)

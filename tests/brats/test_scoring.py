@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 
 import nibabel as nib
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from monai_iunet.brats.scoring import CSV_COLUMNS, case_id, label_files, match_cases, summarize
 from monai_iunet.cli import main
 from monai_iunet.errors import UserInputError
+from monai_iunet.progress import PROGRESS_ENV
 
 
 def _save(path, label, spacing=(1.0, 1.0, 1.0)):
@@ -47,7 +49,7 @@ def test_missing_predictions_are_listed(tmp_path):
         match_cases(tmp_path / "pred", tmp_path / "ref")
 
 
-def test_evaluate_writes_long_csv_summary_and_table(tmp_path, capsys):
+def test_evaluate_writes_long_csv_summary_and_table(tmp_path, capsys, monkeypatch):
     ref, pred = tmp_path / "ref", tmp_path / "pred"
     _save(ref / "C1" / "C1_seg.nii.gz", _label())
     _save(pred / "C1_seg.nii.gz", _label(shift=1))
@@ -70,10 +72,14 @@ def test_evaluate_writes_long_csv_summary_and_table(tmp_path, capsys):
     et = summary[("et", "dice")]
     assert float(et["mean"]) == pytest.approx((float(rows[0]["dice"]) + 1.0) / 2, abs=1e-5)
     assert (et["cases"], et["empty_reference"], et["empty_both"]) == ("2", "1", "1")
-    printed = capsys.readouterr().out
+    printed, stderr = capsys.readouterr()
     assert (
         "2 case(s), brats2021 labels" in printed and "1 empty ref, 1 both" in printed and "lesionwise_hd95" in printed
     )
+    assert stderr == ""  # stderr is no terminal here: no progress bar
+    monkeypatch.setenv(PROGRESS_ENV, "on")
+    main(["evaluate", "--pred", str(pred), "--ref", str(ref), "--convention", "brats2021", "--output", str(out)])
+    assert re.search(r"evaluate: .*2/2 \[\d\d:\d\d<\d\d:\d\d", capsys.readouterr().err)  # a bar over the cases
 
 
 def test_evaluate_refuses_a_value_outside_the_convention(tmp_path, capsys):

@@ -26,6 +26,8 @@ from monai_iunet.bundle import latest_checkpoint
 from monai_iunet.cli import main as cli_main
 from monai_iunet.data import generate_synthetic_brats
 
+from conftest import PROGRESS_DRAWN_ENV
+
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "brats_iunet"
 CONFIGS = BUNDLE / "configs"
@@ -46,10 +48,12 @@ def _config_arg(*configs: str) -> str:
     return configs[0] if len(configs) == 1 else str(list(configs))
 
 
-def _bundle(command: str, configs: tuple[str, ...], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def _bundle(
+    command: str, configs: tuple[str, ...], *args: str, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "monai.bundle", command, "--config_file", _config_arg(*configs)]
     cmd += ["--meta_file", str(CONFIGS / "metadata.json"), *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=_env())
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**_env(), **(env or {})})
     if check:
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return result
@@ -70,10 +74,18 @@ def brats(tmp_path_factory) -> dict:
     data = root / "data"
     generate_synthetic_brats(data, num_cases=6, spatial_size=SHAPE, num_unlabeled=2, spacing=(1.0, 1.0, 1.2))
     common = ["--bundle_root", str(root), "--dataset_dir", str(data)]
-    train = _bundle("run", (TRAIN,), *common, *TINY)
+    train = _bundle("run", (TRAIN,), *common, *TINY, env=PROGRESS_DRAWN_ENV)  # progress bars drawn into the pipe
     evaluate = _bundle("run", (TRAIN, EVALUATE), *common, *NETWORK)
-    _bundle("run", (INFERENCE,), *common, *NETWORK)
-    return {"root": root, "data": data, "common": common, "train": _output(train), "evaluate": evaluate.stdout}
+    infer = _bundle("run", (INFERENCE,), *common, *NETWORK)
+    return {
+        "root": root,
+        "data": data,
+        "common": common,
+        "train": _output(train),
+        "train_stderr": train.stderr,
+        "evaluate": evaluate.stdout,
+        "quiet_stderr": evaluate.stderr + infer.stderr,
+    }
 
 
 def test_train_writes_best_model_and_latest_checkpoint(brats):
@@ -86,6 +98,15 @@ def test_train_writes_best_model_and_latest_checkpoint(brats):
     assert latest["trainer"]["max_epochs"] == 1
     assert re.search(r"validation after epoch 1: .*val_dice_et", brats["train"])  # per-region metrics ran
     assert "Engine run resuming" not in brats["train"]  # a fresh run says nothing about resuming
+
+
+def test_progress_bars_with_time_left_only_where_drawn(brats):
+    """Training and its validation draw bars with the time left when told to; evaluation and inference, run with
+    stderr a pipe (no terminal), draw nothing."""
+    eta = r"\[\d\d:\d\d<\d\d:\d\d"
+    assert re.search(rf"train: .*(\d+)/\1 {eta}.*batch/s, epoch 1/1, loss \d", brats["train_stderr"])
+    assert re.search(rf"validate: .*(\d+)/\1 {eta}.*case/s", brats["train_stderr"])
+    assert "\r" not in brats["quiet_stderr"] and not re.search(r"(case|batch|it)/s", brats["quiet_stderr"])
 
 
 def test_evaluate_writes_metrics_per_region_and_case(brats):

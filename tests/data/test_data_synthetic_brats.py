@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import nibabel as nib
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from monai_iunet.brats import MODALITY_ORDER, MSD
 from monai_iunet.cli import main
 from monai_iunet.data import generate_synthetic_brats, synthesize_brats_case
+from monai_iunet.progress import PROGRESS_ENV
 
 SHAPE = (29, 33, 25)  # odd and different per axis
 
@@ -120,7 +122,8 @@ def test_generate_rejects_bad_arguments(tmp_path):
 
 def test_cli_generate_brats(tmp_path, capsys):
     assert main(["generate-brats", str(tmp_path), "--num-cases", "2", "--size", "21", "23", "19"]) == 0
-    assert "wrote 2 synthetic BraTS cases" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "wrote 2 synthetic BraTS cases" in out and err == ""  # stderr is no terminal here: no progress bar
     assert nib.load(tmp_path / "SynthBraTS_00001" / "SynthBraTS_00001_t2.nii.gz").shape == (21, 23, 19)
     assert main(["generate-brats", str(tmp_path / "msd"), "--num-cases", "1", "--size", "20", "--layout", "msd"]) == 0
     assert (tmp_path / "msd" / "dataset.json").exists()
@@ -134,3 +137,9 @@ def test_cli_reports_bad_arguments(tmp_path, capsys):
     )
     assert main(["generate-brats", str(tmp_path), "--num-cases", "0"]) == 2
     assert capsys.readouterr().err.startswith("monai-iunet generate-brats: error: ")
+
+
+def test_generation_shows_a_bar_with_the_time_left_when_forced(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(PROGRESS_ENV, "on")
+    generate_synthetic_brats(tmp_path, num_cases=2, spatial_size=12)
+    assert re.search(r"synthetic cases: .*2/2 \[\d\d:\d\d<\d\d:\d\d, .*case/s", capsys.readouterr().err)
