@@ -42,16 +42,22 @@ def _progress_by_terminal(monkeypatch):
     monkeypatch.delenv("MONAI_IUNET_PROGRESS", raising=False)
 
 
-@pytest.fixture
-def progress_drawn(monkeypatch) -> dict[str, str]:
-    """Progress bars drawn on stderr, every step, in this process and its subprocesses (:data:`PROGRESS_DRAWN_ENV`;
-    tqdm reads its ``TQDM_*`` variables when imported); returns that environment."""
+def draw_progress(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """From now on in this test, progress bars are drawn on stderr, every step, in this process and its
+    subprocesses (:data:`PROGRESS_DRAWN_ENV`; tqdm reads its ``TQDM_*`` variables when imported); returns that
+    environment."""
     import tqdm
 
     for name, value in PROGRESS_DRAWN_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr("monai_iunet.progress.tqdm", functools.partial(tqdm.tqdm, mininterval=0, miniters=1))
     return dict(PROGRESS_DRAWN_ENV)
+
+
+@pytest.fixture
+def progress_drawn(monkeypatch) -> dict[str, str]:
+    """Progress bars drawn on stderr, every step, for the whole test (:func:`draw_progress`)."""
+    return draw_progress(monkeypatch)
 
 
 @pytest.fixture(autouse=True)

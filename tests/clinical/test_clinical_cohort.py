@@ -64,8 +64,9 @@ def test_cohort_on_pacs_stores_results_and_lists_failures(pacs, bundle, tmp_path
     argv = ["cohort", "--dicomweb", server.dicomweb_url, "--query", "StudyDescription=*GLIOMA*", "--store"]
     argv += ["--auth-file", str(auth), "--output", str(out), "--bundle", str(bundle), "--device", "cpu"]
     assert main(argv) == 1  # some studies failed
-    printed = capsys.readouterr().out
+    printed, stderr = capsys.readouterr()
     assert "5 studies, 3 segmented, 2 not" in printed
+    assert "\r" not in stderr and "study/s" not in stderr  # stderr is no terminal here: no progress bars
     rows = _rows(out)
     assert len(rows) == 5
     first, second = rows["PAT-A@20230105"], rows["PAT-A@20230601"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from monai_iunet.brats import MODALITY_ORDER
 from monai_iunet.cli import main
 from monai_iunet.clinical import ClinicalInputError, read_series, segment
 from monai_iunet.data.synthetic_exports import make_scanner_export
+
+from conftest import draw_progress
 
 
 @pytest.fixture(scope="module")
@@ -104,11 +107,12 @@ def test_report(export, dicom_result):
     assert {"monai_iunet", "monai", "torch", "SimpleITK", "highdicom"} <= set(on_disk["versions"])
 
 
-def test_nifti_inputs_with_brain_mask_and_overwrite(export, bundle, tmp_path, capsys):
+def test_nifti_inputs_with_brain_mask_and_overwrite(export, bundle, tmp_path, capsys, monkeypatch):
     output = tmp_path / "nifti"
     args = [f"--{m}={export['nifti'][m]}" for m in MODALITY_ORDER]
     common = [*args, "--output", str(output), "--bundle", str(bundle), "--device", "cpu"]
     assert main(["segment", *common, "--brain-mask", export["truth"]["brain_mask"]]) == 0
+    assert "\r" not in capsys.readouterr().err  # stderr is no terminal here: no progress bar
     assert sorted(p.name for p in output.iterdir()) == [
         "brain_mask.nii.gz",  # the mask used, beside the segmentation
         "overview.png",
@@ -123,7 +127,13 @@ def test_nifti_inputs_with_brain_mask_and_overwrite(export, bundle, tmp_path, ca
     # an existing result is kept unless --overwrite
     assert main(["segment", *common]) == 2
     assert "already holds results" in capsys.readouterr().err
+    draw_progress(monkeypatch)
     assert main(["segment", *common, "--overwrite", "--save-preprocessed", "--n4"]) == 0
+    steps = capsys.readouterr().err  # a bar over the steps, the step in progress beside it, the time left
+    eta = r"\[\d\d:\d\d<\d\d:\d\d"
+    assert re.search(rf"nifti: .*1/\d {eta}.*step.*, n4\b", steps) and re.search(rf"(\d)/\1 {eta}.*, write\b", steps)
+    for step in ("register resample", "inference"):
+        assert step in steps
     assert (output / "preprocessed" / "flair.nii.gz").is_file()
     report = json.loads((output / "report.json").read_text())
     assert report["preprocessing"]["n4"] and "n4_s" in report["timings"]
