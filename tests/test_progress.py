@@ -52,7 +52,7 @@ def test_bar_shows_count_and_time_left_at_a_terminal(monkeypatch):
     terminal = _stderr(monkeypatch, Terminal())
     assert list(progress_bar(range(3), desc="synthetic cases", unit="case")) == [0, 1, 2]
     text = terminal.getvalue()
-    assert "synthetic cases" in text and ETA.search(text) and "case/s" in text
+    assert "synthetic cases" in text and ETA.search(text) and re.search(r"case/s|s/case", text)
 
 
 def test_nothing_is_drawn_into_a_pipe_but_the_work_is_done(monkeypatch):
