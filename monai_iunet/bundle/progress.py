@@ -77,7 +77,8 @@ class RunProgressBar:
     def _open(self, engine: Engine) -> None:
         self._close(engine)
         state = engine.state
-        total = None if state.epoch_length is None else (state.max_epochs - state.epoch) * state.epoch_length
+        known = state.epoch_length is not None and state.max_epochs is not None  # not for a run by max_iters
+        total = (state.max_epochs - state.epoch) * state.epoch_length if known else None
         self._logging.enter_context(logging_beside_bars())
         self.bar = progress_bar(total=total, desc=self.desc, unit=self.unit, progress=True, leave=False)
 
@@ -85,7 +86,7 @@ class RunProgressBar:
         if self.bar is None:
             return
         state = engine.state
-        postfix = f"epoch {state.epoch}/{state.max_epochs}" if self.show_epoch else ""
+        postfix = f"epoch {state.epoch}/{state.max_epochs or '?'}" if self.show_epoch else ""
         loss = _loss(state.output, self.loss_key)
         postfix += f", {self.loss_key} {loss:.4f}" if loss is not None else ""
         self.bar.set_postfix_str(postfix.lstrip(", "), refresh=False)
