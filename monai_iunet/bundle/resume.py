@@ -24,9 +24,10 @@ class LatestCheckpointLoader:
     """Resume training from the newest interval checkpoint in ``ckpt_dir``, if ``enabled`` and there is one.
 
     Loads ``load_dict`` (model, optimizer, scheduler, ...) and the state of the engine it is attached to (saved by
-    :class:`AtomicCheckpointSaver` with the same ``engine_key``) with MONAI's ``CheckpointLoader``, which reads the
-    file with ``torch.load(weights_only=True)`` and keeps the engine's ``max_epochs``: the resumed run continues from
-    the saved epoch to the configured number of epochs. What may differ from the saved run:
+    :class:`~monai_iunet.bundle.AtomicCheckpointSaver` with the same ``engine_key``) with MONAI's
+    ``CheckpointLoader``, which reads the file with ``torch.load(weights_only=True)`` and keeps the engine's
+    ``max_epochs``: the resumed run continues from the saved epoch to the configured number of epochs. What may differ
+    from the saved run:
 
     - more ``epochs``: a restored cosine schedule is stretched to them (:meth:`_extend_schedule`);
     - the number of processes (``torchrun --nproc_per_node``), the batch size or the training set, and with them the
