@@ -3,9 +3,9 @@
 - :class:`AtomicCheckpointSaver` is MONAI's ``CheckpointSaver`` writing every file through a temporary file and
   ``os.replace`` (a killed run never leaves a truncated checkpoint, nor a moment without the best model), and
   optionally saving the state of the engine it is attached to (epoch and iteration), for resuming.
-- :class:`LatestCheckpointLoader` resumes from the newest interval checkpoint in a folder, if there is one, through
-  MONAI's ``CheckpointLoader`` (``torch.load(weights_only=True)``); :func:`load_model_weights` loads a trained
-  ``model.pt``.
+- :class:`LatestCheckpointLoader` (:mod:`~monai_iunet.bundle.resume`) resumes from the newest interval checkpoint in a
+  folder, if there is one, through MONAI's ``CheckpointLoader`` (``torch.load(weights_only=True)``), to this run's
+  epochs, number of processes and data; :func:`load_model_weights` loads a trained ``model.pt``.
 - :func:`check_no_predictions` refuses to overwrite existing predictions; :func:`case_name_formatter` names saved
   predictions after their case; :func:`report_broken_cases` lists the cases inference could not read.
 - :mod:`~monai_iunet.bundle.handlers`: one log line per epoch and per validation, validation after the last epoch.
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from monai_iunet.bundle.checkpoints import (
     AtomicCheckpointSaver,
-    LatestCheckpointLoader,
     latest_checkpoint,
     load_model_weights,
 )
@@ -39,6 +38,7 @@ from monai_iunet.bundle.predictions import (
     report_broken_cases,
 )
 from monai_iunet.bundle.progress import RunProgressBar
+from monai_iunet.bundle.resume import LatestCheckpointLoader
 from monai_iunet.bundle.training_run import check_training_run
 
 __all__ = [

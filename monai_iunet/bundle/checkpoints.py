@@ -1,33 +1,31 @@
-"""Checkpoints a killed run cannot truncate, and resuming from the newest one."""
+"""Checkpoints a killed run cannot truncate, recording what a resumed run needs (best epoch, number of processes)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import torch
-from ignite.engine import Engine, Events
+import torch.distributed as dist
+from ignite.engine import Engine
 from ignite.handlers import DiskSaver
-from monai.handlers import CheckpointLoader, CheckpointSaver
+from monai.handlers import CheckpointSaver
 from monai.networks.utils import copy_model_state
-from monai.utils import str2bool
 from torch import nn
 
 from monai_iunet.atomic import atomic_path
-from monai_iunet.bundle.handlers import quiet_fresh_start
 from monai_iunet.errors import InputNotFoundError, UserInputError
 
 __all__ = [
     "AtomicCheckpointSaver",
-    "LatestCheckpointLoader",
     "latest_checkpoint",
     "load_model_weights",
     "read_model_record",
+    "world_size",
 ]
 
 logger = logging.getLogger(__name__)
@@ -45,6 +43,28 @@ def _interval_checkpoints(ckpt_dir: str | os.PathLike, prefix: str = "checkpoint
     if not os.path.isdir(ckpt_dir):
         return []
     return sorted((int(m.group(1)), name) for name in os.listdir(ckpt_dir) if (m := pattern.fullmatch(name)))
+
+
+def world_size() -> int:
+    """The number of processes training together: ``torch.distributed``'s world size, or 1 without a process group."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+class _TrainerState:
+    """The state dict of a trainer (ignite ``Engine``) plus ``world_size``, the number of processes that trained it.
+
+    A run resumed with another number of processes has another number of iterations per epoch; the recorded
+    ``world_size`` lets :class:`~monai_iunet.bundle.LatestCheckpointLoader` say why. Loading ignores the extra key.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def state_dict(self) -> dict:
+        return {**self.engine.state_dict(), "world_size": world_size()}
+
+    def load_state_dict(self, state_dict: Mapping) -> None:
+        self.engine.load_state_dict(state_dict)
 
 
 def _write_json_atomically(path: str, record: dict) -> None:
@@ -86,11 +106,15 @@ class AtomicCheckpointSaver(CheckpointSaver):
     Each file is written to a temporary file in ``save_dir`` and moved into place with ``os.replace``, so a run killed
     while saving leaves the previous checkpoint intact. With ``engine_key``, the state of the engine this handler is
     attached to (epoch, iteration, max_epochs) is saved under that key too, which lets
-    :class:`LatestCheckpointLoader` resume the epoch count (an engine cannot be named in its own handler's config).
+    :class:`~monai_iunet.bundle.LatestCheckpointLoader` resume the epoch count (an engine cannot be named in its own
+    handler's config), with the number of processes that trained it (``world_size``).
 
     Note that interval checkpoints are removed before the next one is written (ignite's order): keep ``n_saved >= 2``
     so that one complete interval checkpoint always exists. ``state_dict`` / ``load_state_dict`` carry the
-    best-metric record of a key-metric saver, so put the best-model saver in the resumable checkpoint too.
+    best-metric record of a key-metric saver (score and epoch), so put the best-model saver in the resumable
+    checkpoint too: a resumed run then replaces the best model only by a better one, and the engine this saver is
+    attached to (the evaluator) continues from the same best score and epoch, so that its log names the epoch of the
+    model actually saved.
 
     Args:
         save_dir: directory to save the checkpoints.
@@ -105,6 +129,9 @@ class AtomicCheckpointSaver(CheckpointSaver):
         self.enabled = True  # False: a final evaluation of the saved model must not save it again
         self._key_metric_filename = kwargs.get("key_metric_filename")
         self._key_metric_name = kwargs.get("key_metric_name")
+        self._score_sign = -1.0 if kwargs.get("key_metric_negative_sign") else 1.0
+        self._best_epoch: int | None = None  # the training epoch of the best model saved, once there is one
+        self._engine: Engine | None = None
         fixed_names = {
             "_final_checkpoint": kwargs.get("final_filename"),
             "_key_metric_checkpoint": kwargs.get("key_metric_filename"),
@@ -116,8 +143,41 @@ class AtomicCheckpointSaver(CheckpointSaver):
                 checkpoint.save_handler = _AtomicDiskSaver(save_dir, filename)
 
     def state_dict(self) -> dict:
-        """The best-metric record, so that a resumed run replaces the best model only by a better one."""
-        return self._key_metric_checkpoint.state_dict() if self._key_metric_checkpoint is not None else {}
+        """The best-metric record (ignite's ``_saved``, and ``best_epoch``), for resuming."""
+        if self._key_metric_checkpoint is None:
+            return {}
+        state = dict(self._key_metric_checkpoint.state_dict())
+        if self._best_epoch is not None:
+            state["best_epoch"] = self._best_epoch
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the best-metric record; the attached engine's ``best_metric`` and ``best_metric_epoch`` follow it.
+
+        A checkpoint without ``best_epoch`` (written before it was recorded) takes it from ``<model>.json`` when
+        that records the same score.
+        """
+        super().load_state_dict(state_dict)
+        best = self._best_score()
+        self._best_epoch = state_dict.get("best_epoch")
+        if self._best_epoch is None and best is not None and self._key_metric_filename:
+            record = read_model_record(os.path.join(self.save_dir, self._key_metric_filename)) or {}
+            if record.get("value") == best and isinstance(record.get("epoch"), int):
+                self._best_epoch = record["epoch"]
+        self._share_best()
+
+    def _best_score(self) -> float | None:
+        checkpoint = self._key_metric_checkpoint
+        if checkpoint is None or not checkpoint._saved:
+            return None
+        return self._score_sign * checkpoint._saved[-1].priority
+
+    def _share_best(self) -> None:
+        """Give the attached engine the restored best score and its epoch (MONAI compares new scores with them)."""
+        best = self._best_score()
+        if self._engine is not None and best is not None and self._best_epoch is not None:
+            self._engine.state.best_metric = best
+            self._engine.state.best_metric_epoch = self._best_epoch
 
     def metrics_completed(self, engine: Engine) -> None:
         """Save the model if its key metric is the best so far, and then record its epoch and score beside it.
@@ -133,11 +193,14 @@ class AtomicCheckpointSaver(CheckpointSaver):
         super().metrics_completed(engine)
         after = checkpoint._saved[-1].priority if checkpoint is not None and checkpoint._saved else None
         filename = self._key_metric_filename
-        if after is not None and after != before and filename:
+        if after is None or after == before:
+            return
+        self._best_epoch = int(engine.state.epoch)
+        if filename:
             record = {
-                "epoch": int(engine.state.epoch),
+                "epoch": self._best_epoch,
                 "metric": self._key_metric_name or engine.state.key_metric_name,
-                "value": float(after),
+                "value": float(self._score_sign * after),
             }
             _write_json_atomically(os.path.join(self.save_dir, f"{filename}.json"), record)
 
@@ -160,97 +223,10 @@ class AtomicCheckpointSaver(CheckpointSaver):
             for attribute in ("_final_checkpoint", "_key_metric_checkpoint", "_interval_checkpoint"):
                 checkpoint = getattr(self, attribute)
                 if checkpoint is not None:
-                    checkpoint.to_save = {**checkpoint.to_save, self.engine_key: engine}
+                    checkpoint.to_save = {**checkpoint.to_save, self.engine_key: _TrainerState(engine)}
         super().attach(engine)
-
-
-class LatestCheckpointLoader:
-    """Resume training from the newest interval checkpoint in ``ckpt_dir``, if ``enabled`` and there is one.
-
-    Loads ``load_dict`` (model, optimizer, scheduler, ...) and the state of the engine it is attached to (saved by
-    :class:`AtomicCheckpointSaver` with the same ``engine_key``) with MONAI's ``CheckpointLoader``, which reads the
-    file with ``torch.load(weights_only=True)`` and keeps the engine's ``max_epochs``: the resumed run continues from
-    the saved epoch to the configured number of epochs.
-
-    Args:
-        ckpt_dir: folder of the interval checkpoints (``checkpoint_epoch=<n>.pt``).
-        load_dict: objects to restore, ``{name: object with load_state_dict()}``.
-        enabled: resume at all; ``False`` makes this handler do nothing.
-        engine_key: key of the engine's state in the checkpoint.
-        map_location: ``torch.load`` map location (the device to train on).
-        prefix: file-name prefix of the interval checkpoints.
-    """
-
-    def __init__(
-        self,
-        ckpt_dir: str,
-        load_dict: dict,
-        enabled: bool = True,
-        engine_key: str = "trainer",
-        map_location: str | torch.device | None = None,
-        prefix: str = "checkpoint",
-    ) -> None:
-        self.ckpt_dir = ckpt_dir
-        self.load_dict = load_dict
-        self.enabled = str2bool(enabled)
-        self.engine_key = engine_key
-        self.map_location = map_location
-        self.prefix = prefix
-
-    def attach(self, engine: Engine) -> None:
-        """Load the newest checkpoint now (before the run starts, so that ignite's log names the right epoch)."""
-        path = latest_checkpoint(self.ckpt_dir, self.prefix) if self.enabled else None
-        if path is None:
-            if self.enabled:
-                logger.info(f"resume: no checkpoint in {self.ckpt_dir!r}, training from scratch.")
-            quiet_fresh_start(engine)
-            return
-        self._warn_ignored_learning_rate(path)
-        CheckpointLoader(
-            load_path=path, load_dict={**self.load_dict, self.engine_key: engine}, map_location=self.map_location
-        )(engine)
-        logger.info(f"resume: continuing from {path} (epoch {engine.state.epoch} of {engine.state.max_epochs} done).")
-        self._extend_schedule(engine.state.max_epochs)
-        if engine.state.epoch >= engine.state.max_epochs:  # ignite would start again from epoch 0
-            logger.info("resume: nothing left to train; pass a larger --epochs to train longer.")
-            engine.add_event_handler(Events.STARTED, lambda e: e.terminate())
-
-    def _extend_schedule(self, epochs: int) -> None:
-        """Stretch a restored cosine schedule (``T_max``) to the ``epochs`` of this run, from the epoch reached.
-
-        The restored ``CosineAnnealingLR`` ends at learning rate ``eta_min`` after its own ``T_max`` epochs; resuming
-        to more epochs would train at that rate and then jump back to the initial one. The learning rate is set to
-        the closed form of the stretched schedule at the saved epoch, from which the scheduler's steps continue.
-        """
-        scheduler = self.load_dict.get("lr_scheduler")
-        if not isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR) or scheduler.T_max == epochs:
-            return
-        old, scheduler.T_max = scheduler.T_max, int(epochs)
-        progress = (1 + math.cos(math.pi * scheduler.last_epoch / scheduler.T_max)) / 2
-        for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
-            group["lr"] = scheduler.eta_min + (base - scheduler.eta_min) * progress
-        scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
-        logger.info(
-            f"resume: the cosine learning-rate schedule of {old} epochs now ends at epoch {epochs}; learning rate "
-            f"{scheduler._last_lr[0]:g} at epoch {scheduler.last_epoch}."
-        )
-
-    def _warn_ignored_learning_rate(self, path: str) -> None:
-        """Warn when the configured learning rate differs from the checkpoint's: the checkpoint's is used."""
-        optimizer = self.load_dict.get("optimizer")
-        if optimizer is None:
-            return
-        saved = torch.load(path, map_location="cpu", weights_only=True).get("optimizer", {}).get("param_groups")
-        if not saved:
-            return
-        configured = optimizer.param_groups[0].get("initial_lr", optimizer.param_groups[0]["lr"])
-        resumed = saved[0].get("initial_lr", saved[0]["lr"])
-        if abs(configured - resumed) > 1e-12 * max(abs(resumed), 1.0):
-            logger.warning(
-                f"resume: the learning rate {configured:g} given now is ignored; the optimizer and scheduler "
-                f"continue from the checkpoint (initial learning rate {resumed:g}). Start a fresh run "
-                "(--resume False, another --ckpt_dir) to train with a new learning rate."
-            )
+        self._engine = engine
+        self._share_best()  # a record restored before this saver was attached
 
 
 def load_model_weights(

@@ -27,9 +27,12 @@ __all__ = ["check_training_run"]
 
 
 def _describe(model: Path) -> str:
+    """`` (epoch 8, val_mean_dice 0.8744)`` from the model's record (``model.pt.json``), or ``""`` without one."""
     record = read_model_record(model) or {}
-    facts = [f"{k} {record[k]}" for k in ("epoch", "metric_name", "metric") if k in record]
-    return f" ({', '.join(str(f) for f in facts)})" if facts else ""
+    facts = [f"epoch {record['epoch']}"] if "epoch" in record else []
+    if isinstance(record.get("value"), (int, float)):
+        facts.append(f"{record.get('metric', 'score')} {record['value']:.4f}")
+    return f" ({', '.join(facts)})" if facts else ""
 
 
 def _loads(handlers: Sequence[Any] | None, model: Path) -> bool:
@@ -66,6 +69,7 @@ def check_training_run(
     if str2bool(resume) or str2bool(overwrite) or not model.exists() or _loads(handlers, model):
         return
     raise OutputExistsError(
-        f"{model} already holds a trained model{_describe(model)}; pass --overwrite True to replace it, "
-        "--resume True to continue that run, or train into another --bundle_root."
+        f"{model} already holds a trained model{_describe(model)}, and this run would replace it: to run again, add "
+        "--overwrite True (train from scratch and replace it), --resume True (continue that run), or --bundle_root "
+        "<another folder> (a new run beside it)."
     )

@@ -7,6 +7,7 @@ Every run is a subprocess on tiny synthetic volumes of odd sizes, with a tiny ne
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -67,6 +68,13 @@ def _losses(output: str) -> list[float]:
     return [float(x) for x in re.findall(r"mean train_loss ([0-9.]+)", output)]
 
 
+def _best_in_log_and_record(output: str, models: Path) -> tuple[tuple[float, int], tuple[float, int]]:
+    """The best model's (score to 4 decimals, epoch) as the last validation line names it, and as model.pt.json does."""
+    value, epoch = re.findall(r"best val_mean_dice ([0-9.]+) after epoch (\d+)", output)[-1]
+    record = json.loads((models / "model.pt.json").read_text())
+    return (float(value), int(epoch)), (round(record["value"], 4), record["epoch"])
+
+
 @pytest.fixture(scope="module")
 def brats(tmp_path_factory) -> dict:
     """Train (1 epoch), evaluate and infer on a BraTS 2018-2021 dataset; 2 of its 6 cases are unlabelled."""
@@ -95,6 +103,9 @@ def test_train_writes_best_model_and_latest_checkpoint(brats):
     assert set(latest) == {"model", "optimizer", "lr_scheduler", "trainer", "best_model_saver"}
     best_dice = latest["best_model_saver"]["_saved"][0][0]  # the best score so far, kept for resuming
     assert f"best val_mean_dice {best_dice:.4f} after epoch 1" in brats["train"]
+    assert latest["best_model_saver"]["best_epoch"] == 1
+    in_log, in_record = _best_in_log_and_record(brats["train"], models)
+    assert in_log == in_record
     assert latest["trainer"]["max_epochs"] == 1
     assert re.search(r"validation after epoch 1: .*val_dice_et", brats["train"])  # per-region metrics ran
     assert "Engine run resuming" not in brats["train"]  # a fresh run says nothing about resuming
@@ -164,13 +175,24 @@ def test_inference_refuses_to_overwrite(brats):
 
 
 def test_resume_continues_from_the_saved_epoch(brats, tmp_path):
-    shutil.copytree(brats["root"] / "models", tmp_path / "models")
+    """Resumed to 2 epochs from a run whose best model (epoch 1) scored 0.99: epoch 2 cannot beat it, and the log
+    names epoch 1 as the best, as model.pt.json does (a resumed evaluator used to start again from no best)."""
+    models = tmp_path / "models"
+    shutil.copytree(brats["root"] / "models", models)
+    checkpoint = torch.load(models / "checkpoint_epoch=1.pt", weights_only=True)
+    checkpoint["best_model_saver"]["_saved"] = [(0.99, "model.pt")]
+    torch.save(checkpoint, models / "checkpoint_epoch=1.pt")
+    (models / "model.pt.json").write_text(json.dumps({"epoch": 1, "metric": "val_mean_dice", "value": 0.99}))
+    model_before = (models / "model.pt").read_bytes()
     common = ["--bundle_root", str(tmp_path), "--dataset_dir", str(brats["data"])]
     result = _output(_bundle("run", (TRAIN,), *common, *TINY, "--epochs", "2", "--resume", "true"))
     assert "resume: continuing from" in result and "checkpoint_epoch=1.pt" in result
     assert "epoch 2/2:" in result and "epoch 1/2:" not in result
     assert "(epoch 1 of 2 done)" in result
-    assert latest_checkpoint(tmp_path / "models").endswith("checkpoint_epoch=2.pt")
+    assert latest_checkpoint(models).endswith("checkpoint_epoch=2.pt")
+    assert re.search(r"validation after epoch 2: .*; best val_mean_dice 0.9900 after epoch 1\n", result)
+    assert _best_in_log_and_record(result, models) == ((0.99, 1), (0.99, 1))
+    assert (models / "model.pt").read_bytes() == model_before
 
 
 def test_killed_training_resumes(brats, tmp_path):
@@ -197,13 +219,24 @@ def test_killed_training_resumes(brats, tmp_path):
     assert latest_checkpoint(tmp_path / "models").endswith(f"checkpoint_epoch={epochs}.pt")
 
 
-def test_same_seed_same_losses(brats, tmp_path):
-    common = ["--bundle_root", str(tmp_path), "--dataset_dir", str(brats["data"])]
-    again = _losses(_output(_bundle("run", (TRAIN,), *common, *TINY)))
-    first = _losses(brats["train"])
-    assert len(first) == 1 and again == first  # one epoch's mean loss
+def _weights(root: Path) -> dict:
+    return torch.load(root / "models" / "checkpoint_epoch=1.pt", weights_only=True)["model"]
+
+
+def test_same_seed_same_weights_on_cpu(brats, tmp_path):
+    """On a CPU with the same seed, thread count (1) and ``num_workers`` the weights are bit-identical, also with
+    ``DataLoader`` workers drawing the augmentations (the main job's ``num_workers`` 2); another seed differs."""
+    runs = {}
+    for name in ("a", "b"):
+        common = ["--bundle_root", str(tmp_path / name), "--dataset_dir", str(brats["data"])]
+        runs[name] = _output(_bundle("run", (TRAIN,), *common, *TINY, "--num_workers", "2"))
+    assert _losses(runs["a"]) == _losses(runs["b"]) and len(_losses(runs["a"])) == 1
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    common = ["--bundle_root", str(tmp_path / "a"), "--dataset_dir", str(brats["data"])]
     other = _losses(_output(_bundle("run", (TRAIN,), *common, *TINY, "--seed", "1", "--overwrite", "true")))
-    assert other != first
+    assert other != _losses(brats["train"])
 
 
 def test_msd_layout_train_and_infer(tmp_path):
@@ -259,6 +292,16 @@ def test_two_process_gloo_training(tmp_path):
     assert re.search(r"validation after epoch 1: .*val_dice_et", _output(result))
     model = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
     assert not any(key.startswith("module.") for key in model)  # saved unwrapped, loadable by inference
+    assert torch.load(tmp_path / "models" / "checkpoint_epoch=1.pt", weights_only=True)["trainer"]["world_size"] == 2
+
+    # resumed in one process: epoch 2 has this run's 2 iterations (4 cases, batch 2), not the 1 per process saved
+    common = ["--bundle_root", str(tmp_path), "--dataset_dir", str(data), "--val_fraction", "0.34"]
+    resumed = _output(_bundle("run", (TRAIN,), *common, *TINY, "--epochs", "2", "--resume", "true"))
+    assert "trained by 2 process(es) with 1 iteration(s) per epoch, this run has 1 process(es) with 2" in resumed
+    assert re.search(r"epoch 2/2: mean train_loss [0-9.]+ over 2 iterations", resumed)
+    assert "epoch 1/2:" not in resumed and latest_checkpoint(tmp_path / "models").endswith("checkpoint_epoch=2.pt")
+    in_log, in_record = _best_in_log_and_record(resumed, tmp_path / "models")
+    assert in_log == in_record
 
 
 def test_verify_metadata_offline():

@@ -1,11 +1,14 @@
 """Resuming and epoch-level logging: checkpoints do not pile up, the resume is announced right, the last epoch is
-validated, a new learning rate given on resume is not ignored silently."""
+validated, a new learning rate given on resume is not ignored silently, another number of processes gets full epochs,
+and a resumed evaluator names the saved best model's epoch."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 
+import pytest
 import torch
 from ignite.engine import Engine, Events
 
@@ -16,6 +19,7 @@ from monai_iunet.bundle import (
     ValidateAtIntervalAndEnd,
     quiet_fresh_start,
 )
+from monai_iunet.errors import UserInputError
 
 
 def _trainer(max_epochs: int, lr: float = 0.1) -> tuple[Engine, torch.nn.Module, torch.optim.Optimizer]:
@@ -121,3 +125,86 @@ def test_validation_handler_fires_once_when_last_epoch_is_an_interval():
     engine.add_event_handler(Events.COMPLETED, lambda e: None)
     engine.run([torch.randn(3, 2)], max_epochs=4)
     assert calls == [2, 4]
+
+
+def _epoch_checkpoint(ckpt_dir, epochs_done: int, epoch_length: int, world_size: int) -> None:
+    """The interval checkpoint of a run of ``world_size`` processes, ``epochs_done`` epochs of ``epoch_length``."""
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    model = torch.nn.Linear(2, 1)
+    trainer = {"epoch_length": epoch_length, "iteration": epochs_done * epoch_length, "max_epochs": epochs_done}
+    state = {"model": model.state_dict(), "trainer": {**trainer, "world_size": world_size}}
+    torch.save(state, ckpt_dir / f"checkpoint_epoch={epochs_done}.pt")
+
+
+def test_resume_with_another_number_of_processes_runs_full_epochs(tmp_path, caplog):
+    """A 2-process checkpoint (2 iterations per epoch) resumed in one process (4): epochs 3 and 4 run 4 each."""
+    _epoch_checkpoint(tmp_path, epochs_done=2, epoch_length=2, world_size=2)
+    model = torch.nn.Linear(2, 1)
+    seen = []
+    engine = Engine(lambda e, batch: seen.append((e.state.epoch, e.state.iteration)))
+    data = [torch.zeros(2)] * 4
+    engine.state.max_epochs, engine.state.epoch_length = 4, len(data)  # as MONAI's workflows set them
+    with caplog.at_level(logging.WARNING):
+        LatestCheckpointLoader(str(tmp_path), {"model": model}, engine_key="trainer").attach(engine)
+    assert "trained by 2 process(es) with 2 iteration(s) per epoch, this run has 1 process(es) with 4" in caplog.text
+    assert engine.state.epoch == 2 and engine.state.iteration == 8
+    engine.run(data, max_epochs=4)
+    assert [epoch for epoch, _ in seen] == [3] * 4 + [4] * 4
+    assert engine.state.iteration == 16
+
+
+def test_resume_to_fewer_epochs_than_done_is_refused(tmp_path):
+    _epoch_checkpoint(tmp_path, epochs_done=3, epoch_length=2, world_size=1)
+    engine = Engine(lambda e, batch: None)
+    engine.state.max_epochs, engine.state.epoch_length = 2, 2
+    with pytest.raises(UserInputError, match=r"is from epoch 3, past this run's 2 epochs; pass --epochs 3 or more"):
+        LatestCheckpointLoader(str(tmp_path), {"model": torch.nn.Linear(2, 1)}).attach(engine)
+
+
+def _evaluator(scores) -> Engine:
+    """An engine scoring ``dice`` per epoch and tracking the best score and epoch as MONAI's ``Workflow`` does."""
+    evaluator = Engine(lambda e, batch: None)
+    evaluator.state.best_metric, evaluator.state.best_metric_epoch = -1, -1
+
+    @evaluator.on(Events.EPOCH_COMPLETED)
+    def score(engine):
+        engine.state.metrics["dice"] = scores[engine.state.epoch - 1]
+        if engine.state.best_metric_epoch == -1 or engine.state.metrics["dice"] > engine.state.best_metric:
+            engine.state.best_metric, engine.state.best_metric_epoch = engine.state.metrics["dice"], engine.state.epoch
+
+    return evaluator
+
+
+def _best_model_saver(ckpt_dir) -> AtomicCheckpointSaver:
+    model = torch.nn.Linear(2, 1)
+    return AtomicCheckpointSaver(
+        str(ckpt_dir), {"model": model}, save_key_metric=True, key_metric_name="dice", key_metric_filename="model.pt"
+    )
+
+
+def test_a_resumed_evaluator_continues_from_the_saved_best_epoch(tmp_path):
+    """The resumed evaluator knows the best score and its epoch, as the best-model saver does: a validation that only
+    ties the best (the resumed run of issue 23 at learning rate 0) leaves the best epoch, in the log and in
+    ``model.pt.json``, at the saved model's."""
+    scores = [0.5, 0.7, 0.7]  # epochs 1, 2 (the best model), 3 (resumed, ties the best)
+    first, saver = _evaluator(scores), _best_model_saver(tmp_path)
+    saver.attach(first)
+    first.run([0], max_epochs=2)
+    assert json.loads((tmp_path / "model.pt.json").read_text()) == {"epoch": 2, "metric": "dice", "value": 0.7}
+    state = saver.state_dict()
+    assert state["best_epoch"] == 2
+
+    resumed, again = _evaluator(scores), _best_model_saver(tmp_path)
+    again.attach(resumed)
+    again.load_state_dict(state)
+    assert (resumed.state.best_metric, resumed.state.best_metric_epoch) == (0.7, 2)
+    resumed.load_state_dict({"epoch": 2, "epoch_length": 1, "max_epochs": 2})
+    resumed.run([0], max_epochs=3)
+    assert resumed.state.best_metric_epoch == 2  # what the ValidationLogger's line names
+    assert json.loads((tmp_path / "model.pt.json").read_text())["epoch"] == 2
+
+    legacy = {k: v for k, v in state.items() if k != "best_epoch"}  # a checkpoint from before best_epoch: the record
+    older, loaded = _evaluator(scores), _best_model_saver(tmp_path)
+    loaded.load_state_dict(legacy)
+    loaded.attach(older)  # restored before being attached: shared on attach
+    assert (older.state.best_metric, older.state.best_metric_epoch) == (0.7, 2)
