@@ -1,17 +1,22 @@
 """Every ``monai-iunet`` command works with the core install; one that needs an extra says which, exit status 2.
 
-The commands run in one fresh interpreter whose import system hides the packages of the extras (SimpleITK, pydicom,
-highdicom, matplotlib, scikit-image, nilearn and MONAI Deploy) as if they were not installed.
+The commands run in one fresh interpreter whose import system hides every installed package outside the core
+install (``install_requires`` of setup.cfg and their requirements, through the installed metadata: not SimpleITK,
+pydicom, highdicom, matplotlib, scikit-image, nilearn, MONAI Deploy, ...) as if it were not installed.
 """
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from install_requirements import closure, setup_requirements
+from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,14 +28,24 @@ CORE_INSTALL = textwrap.dedent(
     """
     import contextlib, importlib.abc, io, json, sys
 
-    EXTRAS = {"SimpleITK", "pydicom", "highdicom", "matplotlib", "skimage", "nilearn"}
+    import importlib.util
+
+    EXTRAS = set(json.loads(sys.argv[2]))
+
+    class Missing(importlib.abc.Loader):  # found, so that probes (torch's find_spec) go on; importing fails
+
+        def create_module(self, spec):
+            raise ModuleNotFoundError(f"No module named {spec.name!r}", name=spec.name)
+
+        def exec_module(self, module):
+            pass
 
     class NotInstalled(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
             if name == "monai.deploy" or name.startswith("monai.deploy."):
                 raise sys.modules["monai.utils.module"].OptionalImportError(f"No module named {name!r}")
             if name.split(".")[0] in EXTRAS:
-                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+                return importlib.util.spec_from_loader(name, Missing())
             return None
 
     sys.meta_path.insert(0, NotInstalled())
@@ -71,11 +86,27 @@ NEED_EXTRAS = {
 }
 
 
+def _not_core_modules() -> list[str]:
+    """Top-level modules installed here whose distributions are all outside the core install."""
+    core, _ = closure(setup_requirements())
+    return sorted(
+        module
+        for module, dists in md.packages_distributions().items()
+        if module.isidentifier()
+        and module not in sys.stdlib_module_names
+        and module != "monai_iunet"
+        and not any(canonicalize_name(d) in core for d in dists)
+    )
+
+
 def test_every_command_works_with_the_core_install_or_names_its_extra(tmp_path):
     commands = WORK + [argv for group in NEED_EXTRAS.values() for argv in group]
+    hidden = _not_core_modules()
+    assert {"SimpleITK", "pydicom", "highdicom", "matplotlib", "nilearn", "pandas"} <= set(hidden)
+    assert not {"scipy", "torch", "monai", "nibabel", "numpy"} & set(hidden)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-c", CORE_INSTALL, json.dumps(commands)],
+        [sys.executable, "-c", CORE_INSTALL, json.dumps(commands), json.dumps(hidden)],
         capture_output=True,
         text=True,
         timeout=600,

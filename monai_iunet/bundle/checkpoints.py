@@ -81,23 +81,53 @@ def read_model_record(model_path: str | os.PathLike) -> dict | None:
         return None
 
 
+def _cast_floating(state: Any, dtype: torch.dtype) -> Any:
+    """``state`` (a tensor, or mappings of them) with its floating-point tensors cast to ``dtype``."""
+    if isinstance(state, torch.Tensor):
+        return state.to(dtype) if state.is_floating_point() else state
+    if isinstance(state, Mapping):
+        cast = type(state)((k, _cast_floating(v, dtype)) for k, v in state.items())
+        if hasattr(state, "_metadata"):  # a module's state dict: the version record load_state_dict reads
+            cast._metadata = state._metadata
+        return cast
+    return state
+
+
 class _AtomicDiskSaver(DiskSaver):
     """Ignite ``DiskSaver`` writing atomically, optionally always to the same file name.
 
     With a fixed file name, ``remove`` does nothing: the next save replaces the file atomically, so the previous
-    checkpoint stays readable until the new one is complete.
+    checkpoint stays readable until the new one is complete. With ``dtype``, floating-point tensors are stored in
+    that type (the objects saved are not changed).
     """
 
-    def __init__(self, dirname: str, filename: str | None = None) -> None:
+    def __init__(self, dirname: str, filename: str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__(dirname=dirname, atomic=True, create_dir=True, require_empty=False)
         self.filename = filename
+        self.dtype = dtype
 
     def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        if self.dtype is not None:
+            checkpoint = _cast_floating(checkpoint, self.dtype)
         super().__call__(checkpoint=checkpoint, filename=self.filename or filename, metadata=metadata)
 
     def remove(self, filename: str) -> None:
         if self.filename is None:
             super().remove(filename)
+
+
+_STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _storage_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """The ``torch.dtype`` of ``key_metric_dtype`` (a name or a dtype), ``None`` for none."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if str(dtype) not in _STORAGE_DTYPES:
+        raise UserInputError(
+            f"key_metric_dtype {dtype!r}: not a storage type for weights; use one of {', '.join(_STORAGE_DTYPES)}."
+        )
+    return _STORAGE_DTYPES[str(dtype)]
 
 
 class AtomicCheckpointSaver(CheckpointSaver):
@@ -120,10 +150,20 @@ class AtomicCheckpointSaver(CheckpointSaver):
         save_dir: directory to save the checkpoints.
         save_dict: the objects to save, ``{name: object with state_dict()}``.
         engine_key: if given, also save the attached engine's state under this key.
+        key_metric_dtype: if given (``"float16"``, ``"bfloat16"``), the best model (``key_metric_filename``) stores
+            its floating-point weights in this type, which halves the file; loading into a float32 network converts
+            them back (``load_state_dict``). Interval checkpoints, for resuming, keep full precision.
         kwargs: the other arguments of ``monai.handlers.CheckpointSaver``.
     """
 
-    def __init__(self, save_dir: str, save_dict: dict, engine_key: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        save_dir: str,
+        save_dict: dict,
+        engine_key: str | None = None,
+        key_metric_dtype: str | torch.dtype | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(save_dir=save_dir, save_dict=save_dict, **kwargs)
         self.engine_key = engine_key
         self.enabled = True  # False: a final evaluation of the saved model must not save it again
@@ -137,10 +177,11 @@ class AtomicCheckpointSaver(CheckpointSaver):
             "_key_metric_checkpoint": kwargs.get("key_metric_filename"),
             "_interval_checkpoint": None,
         }
+        dtypes = {"_key_metric_checkpoint": _storage_dtype(key_metric_dtype)}
         for attribute, filename in fixed_names.items():
             checkpoint = getattr(self, attribute)
             if checkpoint is not None:
-                checkpoint.save_handler = _AtomicDiskSaver(save_dir, filename)
+                checkpoint.save_handler = _AtomicDiskSaver(save_dir, filename, dtypes.get(attribute))
 
     def state_dict(self) -> dict:
         """The best-metric record (ignite's ``_saved``, and ``best_epoch``), for resuming."""

@@ -31,6 +31,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from monai_iunet.data.synthetic_tissue import TISSUE_INTENSITIES, smooth_field
+from monai_iunet.errors import needs_extra
 
 __all__ = ["HEAD_TISSUE_INTENSITIES", "TISSUE_CODES", "head_to_image", "mni152_brain", "synthesize_head_case"]
 
@@ -62,9 +63,11 @@ _PAD_MM = {"x": (12, 12), "y": (14, 22), "z": (75, 12)}  # room for the head aro
 
 
 def _nilearn_data() -> Path:
-    spec = importlib.util.find_spec("nilearn")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the MNI152 anatomy comes with nilearn: pip install nilearn")
+    """nilearn's folder of templates; :class:`~monai_iunet.errors.MissingExtraError` naming ``anatomy`` without it."""
+    with needs_extra("anatomy"):
+        spec = importlib.util.find_spec("nilearn")
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError("No module named 'nilearn'", name="nilearn")
     return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
 
 

@@ -63,3 +63,14 @@ def test_deepbet_untuned_finds_the_brain_of_a_synthetic_head():
     truth = np.transpose(case["brain_mask"], (2, 1, 0)) > 0
     dice = 2.0 * (mask & truth).sum() / (mask.sum() + truth.sum())
     assert dice >= 0.95, dice
+
+
+def test_without_nilearn_the_error_names_the_anatomy_extra(monkeypatch):
+    import importlib.util
+
+    from monai_iunet.errors import MissingExtraError
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "nilearn" else find_spec(n, *a))
+    with pytest.raises(MissingExtraError, match=r"'nilearn', which the extra \[anatomy\] installs"):
+        synthesize_head_case(resolution_mm=4.0, seed=0)
