@@ -56,6 +56,7 @@ EXPECTED = {
         2,
         [
             (rf"Dice from the files: TC {NUMBER}  WT {NUMBER}  ET {NUMBER}", 0.3, 1.0),
+            (rf"cases x 3 regions, files vs evaluation: {NUMBER}", 0, 1e-6),
             (r"predictions: \['\w+_seg\.nii\.gz'", 0, 0),
         ],
     ),
