@@ -83,7 +83,7 @@ def _network_rows(net, val_cached, fixed, crop: int, overlap: float) -> list[dic
 def _ceiling_rows(val_cached, fixed) -> list[dict]:
     """The evaluator's rows of the reference itself sent through the training grid and back: what a perfect
     prediction on the 3 mm grid scores on the cases' own grids."""
-    return _evaluate(lambda item: item["label"].as_tensor().float(), val_cached, fixed)
+    return _evaluate(lambda item: item["label"].float(), val_cached, fixed)  # a MetaTensor: Invertd needs one
 
 
 def _means(rows: list[dict]) -> dict[str, float]:
