@@ -1,4 +1,4 @@
-"""The figures of ``docs/brats_comparison.md``: the models' predictions on one validation case, and the anatomy."""
+"""The figure of ``docs/brats_comparison.md``: the synthetic MNI152 anatomy."""
 
 from __future__ import annotations
 
@@ -9,42 +9,9 @@ import numpy as np
 from monai_iunet.brats import BRATS2021, MODALITY_ORDER
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURE = ROOT / "docs" / "brats_comparison.png"
 ANATOMY_FIGURE = ROOT / "docs" / "synthetic_mni152.png"
 
-__all__ = ["anatomy_figure", "prediction_figure"]
-
-
-def prediction_figure(case: dict, preds: dict, results: dict) -> None:
-    """Three orthogonal slices through the first validation case: FLAIR with the truth, then each model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    image, label = case["image"].numpy(), case["label"].numpy()
-    centre = np.argwhere(label[2] > 0).mean(0).astype(int) if label[2].any() else np.array(label.shape[1:]) // 2
-    columns = [("truth", label)] + [(results["models"][n]["label"], p) for n, p in preds.items()]
-    fig, axes = plt.subplots(3, len(columns), figsize=(2.6 * len(columns), 7.8))
-    for row, axis in enumerate(range(3)):
-        flair = np.rot90(np.take(image[0], centre[axis], axis=axis))
-        for col, (title, seg) in enumerate(columns):
-            ax = axes[row, col]
-            ax.imshow(flair, cmap="gray")
-            # BraTS colours: edema (WT only) green, non-enhancing core (TC only) red, enhancing tumour yellow
-            s = [np.rot90(np.take(seg[c], centre[axis], axis=axis)) for c in range(3)]
-            overlay = np.zeros((*s[0].shape, 4))
-            overlay[s[1] > 0] = (0.1, 0.8, 0.1, 0.45)
-            overlay[s[0] > 0] = (0.9, 0.1, 0.1, 0.55)
-            overlay[s[2] > 0] = (1.0, 0.9, 0.0, 0.7)
-            ax.imshow(overlay)
-            ax.set_axis_off()
-            if row == 0:
-                ax.set_title(title, fontsize=9)
-    fig.suptitle("validation case 0, FLAIR; green edema (WT), red tumour core (TC), yellow enhancing (ET)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(FIGURE, dpi=90)
-    plt.close(fig)
+__all__ = ["anatomy_figure"]
 
 
 def _views(volume: np.ndarray, centre) -> list[np.ndarray]:

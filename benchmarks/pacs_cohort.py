@@ -32,6 +32,8 @@ from pathlib import Path
 import pydicom
 from pydicom.uid import generate_uid
 
+from monai_iunet.brats import Modality
+
 __all__ = ["PLAN", "CohortStudySpec", "make_cohort", "make_study", "upload"]
 
 DESCRIPTION = "MR HEAD glioma follow-up"
@@ -98,8 +100,9 @@ def _export(work: Path, spec: CohortStudySpec, size: int, time_point: int, whole
 
     export = make_scanner_export(work, spatial_size=size, seed=seed, formats=("dicom",), patient_id=spec.patient)
     if spec.defect == "ambiguous":
-        _duplicate_series(Path(export["dicom"]["t1ce"]), work / "t1ce_repeat")
-        export["dicom"]["t1ce_repeat"] = str(work / "t1ce_repeat")
+        repeat = f"{Modality.T1CE}_repeat"
+        _duplicate_series(Path(export["dicom"][Modality.T1CE]), work / repeat)
+        export["dicom"][repeat] = str(work / repeat)
     return export["dicom"]
 
 
@@ -116,7 +119,7 @@ def make_study(
     study = root / spec.key
     study_uid = generate_uid()
     for name, folder in series.items():
-        if spec.defect == "broken" and name == "flair":
+        if spec.defect == "broken" and name == Modality.FLAIR:
             continue
         _rewrite(Path(folder), StudyInstanceUID=study_uid, StudyDate=spec.date, StudyDescription=DESCRIPTION)
         shutil.move(folder, study / name)

@@ -62,12 +62,13 @@ class Table:
 
 def _tables() -> dict[str, Table]:
     from . import _compare_tables as ct
-    from . import brats_comparison, brats_seeds, ct_comparison, engine_conditioning, gpu_check
+    from . import brats_seeds, ct_comparison, engine_conditioning, gpu_check
 
     compare, fit = "compare_cpu.json", "fit_cpu.json"
     bench, brats, ct_doc = "docs/benchmarks.md", "docs/brats_comparison.md", "docs/ct_postprocessing.md"
     run_compare, run_fit = "python -m benchmarks.compare", "python -m benchmarks.fit_budget"
-    run_brats, run_ct = "python -m benchmarks.brats_comparison", "python -m benchmarks.ct_comparison"
+    run_ct = "python -m benchmarks.ct_comparison"
+    seeds, run_seeds = "brats_seeds_cpu.json", "python -m benchmarks.brats_seeds"
     return {
         "one-step": Table(bench, compare, ct.main_tables, run_compare),
         "equal-params": Table(bench, compare, ct.equal_params_table, run_compare),
@@ -80,9 +81,8 @@ def _tables() -> dict[str, Table]:
         "gpu-check-cpu-tiny": Table(
             bench, "gpu_check_cpu_tiny.json", gpu_check.table, "python -m benchmarks.gpu_check --device cpu --tiny"
         ),
-        "brats-results": Table(brats, "brats_comparison_cpu.json", brats_comparison.results_table, run_brats),
-        "brats-cost": Table(brats, "brats_comparison_cpu.json", brats_comparison.cost_table, run_brats),
-        "brats-seeds": Table(brats, "brats_seeds_cpu.json", brats_seeds.table, "python -m benchmarks.brats_seeds"),
+        "brats-seeds": Table(brats, seeds, brats_seeds.table, run_seeds),
+        "brats-seeds-details": Table(brats, seeds, brats_seeds.details_table, run_seeds),
         "ct-results": Table(ct_doc, "ct_postprocessing_cpu.json", ct_comparison.results_table, run_ct),
         "ct-training": Table(ct_doc, "ct_postprocessing_cpu.json", ct_comparison.training_table, run_ct),
         "engine-conditioning": Table(
