@@ -120,8 +120,9 @@ def compile_inner(module: nn.Module, **options: Any) -> list[nn.Module]:
     """Compile, in place, the plain modules that the invertible modules under ``module`` call.
 
     Each such module (for an additive coupling: its residual function ``fn``) gets an instance ``forward`` that runs
-    its class's ``forward`` through ``torch.compile(**options)``; nothing else changes (parameters, state-dict keys,
-    hooks, the engine). Calling it again with other options recompiles with those.
+    its class's ``forward`` through ``torch.compile(**options)``; parameters, state-dict keys and the engine do not
+    change. Hooks still fire: a module with a hook inside runs eagerly while the hook is registered (warned once).
+    Modules holding dropout are left eager (warned). Calling it again with other options recompiles with those.
 
     Args:
         module: a module holding invertible modules, e.g. an :class:`~monai_iunet.networks.nets.InvertibleUNet`.
