@@ -142,6 +142,7 @@ def table(results: dict) -> str:
     """The docs' table: step time, compile time, memory and gradient error, compiled vs eager."""
     t, m, c = results["time"], results["memory"], results["config"]
     eager, comp = statistics.median(t["times"]["eager"]), statistics.median(t["times"]["compiled"])
+    pairs = list(zip(t["times"]["compiled"], t["times"]["eager"]))
     lines = [
         f"IUNet 4 -> 3, channels {c['channels']}, {c['blocks']} blocks per level and side, {c['size']}³, batch 1, "
         f"float32, CPU ({c['threads']} threads), backend `{c['backend']}`; {len(t['times']['eager'])} interleaved "
@@ -152,7 +153,7 @@ def table(results: dict) -> str:
         f"| step time, median | {eager:.2f} s | {comp:.2f} s | {t['ratio']:.2f} (median of pair ratios) |",
         f"| step time, fastest | {min(t['times']['eager']):.2f} s | {min(t['times']['compiled']):.2f} s "
         f"| {min(t['times']['compiled']) / min(t['times']['eager']):.2f} |",
-        f"| ratio of each pair | | | {', '.join(f'{c / e:.2f}' for c, e in zip(t['times']['compiled'], t['times']['eager']))} |",
+        f"| ratio of each pair | | | {', '.join(f'{c / e:.2f}' for c, e in pairs)} |",
         f"| peak memory of a step | {m['eager'] / MIB:.1f} MiB | {m['compiled'] / MIB:.1f} MiB "
         f"| {m['compiled'] / m['eager']:.2f} |",
         f"| first forward + backward | {t['eager_first_s']:.1f} s | {t['compile_s']:.1f} s (compiling) | |",
