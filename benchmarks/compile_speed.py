@@ -160,7 +160,8 @@ def table(results: dict) -> str:
         f"| gradient vs eager (relative norm) | | {t['grad_rel_error']:.1e} | |",
     ]
     if "profile" in t:
-        lines += ["", "Top operators by self CPU time in one profiled step of each (seconds, calls):", ""]
+        source = f" (from {t['profile_from']})" if "profile_from" in t else ""
+        lines += ["", f"Top operators by self CPU time in one profiled step of each{source} (seconds, calls):", ""]
         lines += ["| eager | s | calls | compiled | s | calls |", "|---|---:|---:|---|---:|---:|"]
         for a, b in zip(t["profile"]["eager"], t["profile"]["compiled"]):
             lines.append(
