@@ -62,7 +62,7 @@ class Table:
 
 def _tables() -> dict[str, Table]:
     from . import _compare_tables as ct
-    from . import brats_seeds, ct_comparison, engine_conditioning, gpu_check
+    from . import brats_seeds, compile_speed, ct_comparison, engine_conditioning, gpu_check
 
     compare, fit = "compare_cpu.json", "fit_cpu.json"
     bench, brats, ct_doc = "docs/benchmarks.md", "docs/brats_comparison.md", "docs/ct_postprocessing.md"
@@ -77,6 +77,9 @@ def _tables() -> dict[str, Table]:
         "planner": Table(bench, compare, ct.planner_table, run_compare),
         "budget": Table(bench, fit, ct.volume_table, run_fit),
         "crop": Table(bench, fit, ct.crop_table, run_fit),
+        "compile-speed": Table(
+            bench, "compile_speed_cpu.json", compile_speed.table, "python -m benchmarks.compile_speed --profile"
+        ),
         "gpu-check": Table(bench, "gpu_check_cuda.json", gpu_check.table, "python -m benchmarks.gpu_check"),
         "gpu-check-cpu-tiny": Table(
             bench, "gpu_check_cpu_tiny.json", gpu_check.table, "python -m benchmarks.gpu_check --device cpu --tiny"

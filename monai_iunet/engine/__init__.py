@@ -9,6 +9,7 @@ from monai_iunet.engine.backprop import (
     reconstruct,
     trainable_parameters,
 )
+from monai_iunet.engine.compiled import CompiledForward, compile_inner, compiled_modules, uncompile_inner
 from monai_iunet.engine.guard import ReconstructionGuard
 from monai_iunet.engine.invertible import InvertibleSequence, NoInverseError, check_invertible
 from monai_iunet.engine.opaque import opaque_to_compile
@@ -16,6 +17,7 @@ from monai_iunet.engine.protocol import Invertible
 from monai_iunet.engine.recompute import RngRecord, RunningStats, call_with_tensors, hooks_observe, module_tensors
 
 __all__ = [
+    "CompiledForward",
     "Invertible",
     "InvertibleSequence",
     "MemoryEfficientFunction",
@@ -26,10 +28,13 @@ __all__ = [
     "accumulate_grads",
     "call_with_tensors",
     "check_invertible",
+    "compile_inner",
+    "compiled_modules",
     "hooks_observe",
     "memory_efficient_apply",
     "module_tensors",
     "opaque_to_compile",
     "reconstruct",
     "trainable_parameters",
+    "uncompile_inner",
 ]

@@ -39,7 +39,6 @@ class Conv3dLowMemory(nn.Conv3d):
             and self.padding_mode == "zeros"
             and not isinstance(self.padding, str)
             and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling()
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

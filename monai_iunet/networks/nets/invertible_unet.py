@@ -30,6 +30,7 @@ from monai_iunet.engine import (
     InvertibleSequence,
     ReconstructionGuard,
     check_invertible,
+    compile_inner,
     memory_efficient_apply,
     reconstruct,
 )
@@ -417,6 +418,15 @@ class InvertibleUNet(nn.Module):
         padded = self._pad(y)
         x = self.body.inverse(padded)
         return x if padded is y else crop_like(x, y)
+
+    def compile_inner(self, **options) -> InvertibleUNet:
+        """Compile, in place, the plain modules the invertible blocks call (the couplings' residual functions), which
+        ``torch.compile(net)`` does not reach: the memory-efficient engine runs them eagerly inside its opaque
+        region. See :func:`monai_iunet.engine.compile_inner` (``options``: keyword arguments of ``torch.compile``;
+        ``dynamic=False`` by default). Returns the core itself.
+        """
+        compile_inner(self.body, **options)
+        return self
 
     def layout(self) -> str:
         """A table of the levels: resolution, channels, blocks per side, channels sent down and kept as skip."""

@@ -10,7 +10,7 @@ from monai.networks.layers.factories import Conv
 from monai.utils import deprecated_arg
 from torch import nn
 
-from monai_iunet.engine import ReconstructionGuard
+from monai_iunet.engine import ReconstructionGuard, uncompile_inner
 from monai_iunet.engine.recompute import hooks_observe
 from monai_iunet.networks.blocks.coupling import DEFAULT_ACT, DEFAULT_NORM
 from monai_iunet.networks.enums import BackpropEngine, OrthogonalMethod, PaddingMode, ResamplingInit
@@ -165,6 +165,20 @@ class IUNet(nn.Module):
         reuse = not hooks_observe(self.project)
         return self.project(self.core(self.lift(x), reuse_output_memory=reuse))
 
+    def compile_inner(self, **options) -> IUNet:
+        """Compile, in place, the modules inside the memory-efficient core that ``torch.compile(net)`` leaves eager
+        (the couplings' residual functions; see :meth:`InvertibleUNet.compile_inner`), so that a compiled
+        memory-efficient training step is faster than an eager one. ``options`` are keyword arguments of
+        ``torch.compile`` (``dynamic=False`` by default). Returns the network itself.
+
+        Examples::
+
+            >>> net = IUNet(spatial_dims=3, in_channels=4, out_channels=3, channels=(16, 32, 64, 128), blocks=4)
+            >>> model = torch.compile(net.compile_inner())  # lifting, projection and loss too
+        """
+        self.core.compile_inner(**options)
+        return self
+
     def init_identity(self) -> IUNet:
         """Make the freshly initialised network the identity map, for restoration tasks (paper §4.1).
 
@@ -197,6 +211,7 @@ class IUNet(nn.Module):
         """
         exported = copy.deepcopy(self).eval()
         exported.core.memory_efficient = False
+        uncompile_inner(exported)  # TorchScript and ONNX export the modules' own forward
         for module in exported.modules():
             if hasattr(module, "freeze"):
                 module.freeze()
