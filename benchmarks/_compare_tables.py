@@ -147,6 +147,15 @@ TARGETS = [
         )
         for s, w in (("64", 16), ("96", 32))
     ),
+    *(
+        (
+            f"IUNet total / iunets total (with weights, input, target), {s}³ width {w}",
+            ("iunet", w, 2, s, "total_bytes"),
+            ("iunets", w, 2, s, "total_bytes"),
+            0.70,
+        )
+        for s, w in (("64", 16), ("96", 32))
+    ),
     (
         "IUNet (peak − param/grad/Adam), blocks 8 / blocks 2, 64³ width 16",
         ("iunet", 16, 8, "64", "peak_minus_state"),

@@ -143,3 +143,15 @@ def test_gpu_check_runs_on_cpu_in_tiny_mode(tmp_path):
     assert all(c["passed"] for c in checks.values()), [c for c in checks.values() if not c["passed"]]
     table = gpu_check.table(results)
     assert all(m["label"] in table for m in results["models"]) and table.count("| yes |") == len(checks)
+
+
+def test_memory_trace_finds_the_peak_of_a_step():
+    from benchmarks.memory_trace import report, trace_step
+
+    records = trace_step("iunet", size=16, width=4)
+    phases = {r.phase for r in records}
+    assert phases == {"forward", "backward", "optimizer"}
+    peak = max(records, key=lambda r: r.high_water)
+    assert peak.high_water >= max(r.rss_after for r in records) and max(r.live for r in records) > 0
+    assert all(r.temporary >= 0 for r in records)
+    assert f"at operation {peak.index}" in report(records)

@@ -14,7 +14,14 @@ from monai_iunet.engine.guard import ReconstructionGuard
 from monai_iunet.engine.invertible import InvertibleSequence, NoInverseError, check_invertible
 from monai_iunet.engine.opaque import opaque_to_compile
 from monai_iunet.engine.protocol import Invertible
-from monai_iunet.engine.recompute import RngRecord, RunningStats, call_with_tensors, hooks_observe, module_tensors
+from monai_iunet.engine.recompute import (
+    RngRecord,
+    RunningStats,
+    call_with_tensors,
+    hooks_observe,
+    module_tensors,
+    recomputing,
+)
 
 __all__ = [
     "CompiledForward",
@@ -35,6 +42,7 @@ __all__ = [
     "module_tensors",
     "opaque_to_compile",
     "reconstruct",
+    "recomputing",
     "trainable_parameters",
     "uncompile_inner",
 ]

@@ -41,6 +41,7 @@ from monai_iunet.engine.recompute import (
     RunningStats,
     call_with_tensors,
     module_tensors,
+    recomputing_scope,
     replay_rng,
     set_rng_state_to,
 )
@@ -199,7 +200,7 @@ def _reconstruct_invisibly(
     enabled, dtype = ctx.autocast
     stats = RunningStats(ctx.module)
     try:
-        with torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled), _replaying(ctx.rng):
+        with torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled), _replaying(ctx.rng), recomputing_scope():
             return reconstruct(ctx.module, y, grad, grads)
     finally:
         stats.restore()  # the recompute must not update running statistics a second time

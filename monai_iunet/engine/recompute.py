@@ -12,6 +12,10 @@ must then be indistinguishable from the original pass:
   once per forward, as ordinary autograd does.
 - :func:`hooks_observe` says whether user hooks can see a module's output or its gradient; the engine then does
   not reuse that memory.
+- :func:`recomputing` says whether the engine's backward is recomputing a module right now: a layer may then use
+  a backward that saves less and is not differentiable twice, because the engine refuses higher-order gradients
+  and function transforms anyway (the channels-last convolution of
+  :class:`~monai_iunet.networks.blocks.low_memory_conv.Conv3dLowMemory` does).
 - :func:`module_tensors` and :func:`using_tensors` keep the parameters and buffers the forward actually used:
   ``torch.func.functional_call`` substitutes them for the duration of the forward only, so the backward puts
   them back before it recomputes (as ``torch.utils.checkpoint`` does by keeping its inputs).
@@ -39,6 +43,8 @@ __all__ = [
     "global_module_hooks_exist",
     "hooks_observe",
     "module_tensors",
+    "recomputing",
+    "recomputing_scope",
     "replay_rng",
     "set_rng_state_to",
 ]
@@ -49,6 +55,9 @@ _RngState = tuple[torch.Tensor, list[int], list[torch.Tensor]]
 
 #: the record whose states the running backward replays (set by the engine's backward)
 _REPLAYING: ContextVar[RngRecord | None] = ContextVar("monai_iunet_rng_replay", default=None)
+
+#: whether the engine's backward is recomputing a module in this context (set by the engine around its recompute)
+_RECOMPUTING: ContextVar[bool] = ContextVar("monai_iunet_recomputing", default=False)
 
 _GLOBAL_HOOKS = (
     "_global_forward_hooks",
@@ -156,6 +165,25 @@ def replay_rng(module: nn.Module) -> _RngState | None:
     if state is not None:
         _set_state(state)
     return state
+
+
+def recomputing() -> bool:
+    """Whether the memory-efficient engine's backward is recomputing a module in this context.
+
+    Inside, no higher-order gradient is taken and no ``torch.func`` transform is active (the engine refuses both
+    before it recomputes), so a layer may use a custom backward that is not differentiable twice.
+    """
+    return _RECOMPUTING.get()
+
+
+@contextmanager
+def recomputing_scope() -> Iterator[None]:
+    """Mark the enclosed code as the engine's recompute (:func:`recomputing` is ``True`` inside)."""
+    token = _RECOMPUTING.set(True)
+    try:
+        yield
+    finally:
+        _RECOMPUTING.reset(token)
 
 
 def set_rng_state_to(state: _RngState | None) -> None:
