@@ -76,7 +76,9 @@ def test_log_records_go_above_the_bar_while_it_is_drawn(monkeypatch):
     terminal = _stderr(monkeypatch, Terminal())
     root = logging.getLogger()
     handler = logging.StreamHandler(terminal)  # a console handler (on sys.stderr, where the bar is)
-    root.addHandler(handler)
+    # the only console handler: a bundle run earlier in the session may have left MONAI's stdout handler on the
+    # root logger, and tqdm's redirection keeps only the first console handler it finds
+    monkeypatch.setattr(root, "handlers", [handler])
     try:
         with logging_beside_bars(), progress_bar(total=2, desc="train") as bar:
             assert handler not in root.handlers  # replaced by tqdm's handler for as long as bars are drawn
