@@ -35,7 +35,9 @@ missed or spurious lesion is the BraTS 2023 lesion-wise penalty.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -91,14 +93,24 @@ def _spacing(spacing: Sequence[float] | None, ndim: int) -> list[float]:
     return [1.0] * ndim if spacing is None else [float(s) for s in spacing]
 
 
+@contextmanager
+def _quiet_monai_deprecation() -> Iterator[None]:
+    """MONAI 1.5-1.6's surface distances pass MONAI's own deprecated ``always_return_as_numpy`` to
+    ``get_mask_edges``: a FutureWarning users can do nothing about."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*always_return_as_numpy", category=FutureWarning)
+        yield
+
+
 def hd95(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float] | None = None) -> float:
     """The 95th percentile of the pooled surface distances of two non-empty masks, in mm."""
-    _, distances, _ = get_edge_surface_distance(
-        torch.from_numpy(np.asarray(pred, bool)),
-        torch.from_numpy(np.asarray(ref, bool)),
-        spacing=_spacing(spacing, pred.ndim),
-        symmetric=True,
-    )
+    with _quiet_monai_deprecation():
+        _, distances, _ = get_edge_surface_distance(
+            torch.from_numpy(np.asarray(pred, bool)),
+            torch.from_numpy(np.asarray(ref, bool)),
+            spacing=_spacing(spacing, pred.ndim),
+            symmetric=True,
+        )
     pooled = torch.cat([d.reshape(-1) for d in distances]).double().numpy()
     return float(np.percentile(pooled, 95)) if pooled.size else 0.0
 
@@ -118,7 +130,8 @@ def _nsd(pred: np.ndarray, ref: np.ndarray, spacing: list[float], tolerance: flo
     has_pred, has_ref = bool(pred.any()), bool(ref.any())
     if not (has_pred and has_ref):
         return float(has_pred == has_ref)
-    score = compute_surface_dice(_batch(pred), _batch(ref), [tolerance], include_background=True, spacing=spacing)
+    with _quiet_monai_deprecation():
+        score = compute_surface_dice(_batch(pred), _batch(ref), [tolerance], include_background=True, spacing=spacing)
     return float(score.item())
 
 

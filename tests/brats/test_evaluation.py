@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -116,3 +118,13 @@ def test_lesions_split_merged_small_ignored_and_distant_fp():
     strict = lesion_metrics(near, ref, rule=LesionRule(0, 50))
     assert (strict["lesion_tp"], strict["lesion_fp"], strict["lesion_fn"]) == (0, 1, 1)
     assert lesion_metrics(pred, ref, rule=LesionRule(3, 1))["lesion_fn"] == 1  # the small lesion counts with min 1
+
+
+def test_scoring_prints_no_deprecation_warning_of_monai_internals():
+    """MONAI 1.5-1.6's surface distances warn about an argument MONAI itself passes: not the user's to fix."""
+    ref = _cube((20, 20, 20), (4, 4, 4), 8, BRATS2023.edema)
+    pred = _cube((20, 20, 20), (5, 4, 4), 8, BRATS2023.edema)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        rows = evaluate_labels(pred, ref, "brats2023", case="c1")
+    assert _by_region(rows)["wt"]["hd95"] == pytest.approx(1.0)
