@@ -14,8 +14,9 @@ import pytest
 import torch
 import torch.distributed as dist
 
-#: the longest a multi-process test may run, and what ``init_process_group`` waits at most for a missing rank
-PROCESS_TIMEOUT_S = 120.0
+#: the longest a multi-process test may run (about 10-20 s on an idle 2-core machine; spawned processes import MONAI,
+#: which takes many seconds each under load), and what ``init_process_group`` waits at most for a missing rank
+PROCESS_TIMEOUT_S = 300.0
 RENDEZVOUS_TIMEOUT_S = 60.0
 
 
