@@ -36,6 +36,9 @@ NATIVE_CONV_LIMIT = 20480
 
 _CHANNELS_LAST = torch.channels_last_3d
 
+#: whether this torch build has oneDNN (fixed for the process; ``torch.compile`` cannot trace the runtime check)
+_ONEDNN_BUILT = torch.backends.mkldnn.is_available()
+
 
 class _ChannelsLastConv3d(torch.autograd.Function):
     """``conv3d(x, weight, bias)`` computed channels-last, saving ``x`` as it came (no channels-last copy kept).
@@ -102,13 +105,11 @@ class Conv3dLowMemory(nn.Conv3d):
     def _channels_last(self, x: torch.Tensor) -> bool:
         """Whether to run channels-last: oneDNN takes the volume (not the native kernel), and no graph is recorded
         or the engine is recomputing."""
-        return (
-            self._plain(x)
-            and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled
-            and not self._uses_native_kernel(x)
-            and (not torch.is_grad_enabled() or recomputing())
-        )
+        if not (self._plain(x) and not self._uses_native_kernel(x) and (not torch.is_grad_enabled() or recomputing())):
+            return False
+        if torch.compiler.is_compiling():  # oneDNN's runtime switch breaks the graph: the build decides
+            return _ONEDNN_BUILT
+        return torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():  # TorchScript compiles only this branch: an exported model is a plain Conv3d

@@ -55,6 +55,30 @@ def test_recompute_runs_channels_last_and_gives_pytorchs_gradients():
     assert torch.allclose(conv.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-3)
 
 
+def test_channels_last_paths_under_torch_compile():
+    """Inside ``torch.compile`` (``compile_inner``) the path without a graph is traced whole (oneDNN's runtime
+    switch, which cannot be traced, no longer breaks the graph at each convolution); the recompute's path gives
+    PyTorch's gradients there too."""
+    conv, ref = _pair(LARGE[1])
+    x = torch.randn(*LARGE)
+    whole = torch.compile(conv, backend="aot_eager", fullgraph=True)  # fullgraph: a graph break raises
+    with torch.no_grad():
+        out, expected = whole(x), ref(x)
+    assert out.is_contiguous(memory_format=CHANNELS_LAST)
+    assert torch.allclose(out, expected, atol=1e-5)
+    compiled = torch.compile(conv, backend="aot_eager")
+    x = x.requires_grad_(True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    with recomputing_scope():
+        out = compiled(x)
+    expected = ref(x_ref)
+    grad = torch.randn_like(expected)
+    out.backward(grad)
+    expected.backward(grad)
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-4)
+    assert torch.allclose(conv.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-3)
+
+
 def test_recompute_keeps_only_the_input_for_backward():
     # the channels-last copy is made again in backward: what the graph saves is the input itself
     conv, _ = _pair(LARGE[1])
