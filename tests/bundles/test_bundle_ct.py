@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,8 @@ def _run_bundle(configs: list[str], *overrides: str) -> subprocess.CompletedProc
     config_file = configs[0] if len(configs) == 1 else str(configs)
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config_file]
     cmd += ["--meta_file", "configs/metadata.json", "--logging_file", "configs/logging.conf", *overrides]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread: much faster than two on a shared CI machine
+    # one thread: much faster than two on a shared CI machine; progress bars drawn into the pipe (tested below)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MONAI_IUNET_PROGRESS": "on"}
     result = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
@@ -67,6 +69,17 @@ def test_network_starts_as_the_identity():
     with torch.no_grad():
         torch.testing.assert_close(net(x), x, atol=1e-5, rtol=1e-5)
     assert isinstance(parser.get_parsed_content("loss"), torch.nn.MSELoss)
+
+
+def test_runs_show_bars_with_time_left_and_one_line_per_epoch(trained):
+    """As the BraTS bundle: a bar over the whole training run, validation and evaluation, the epoch's mean loss at
+    INFO, and no line per iteration."""
+    _, log = trained
+    for what, unit in (("train", "batch"), ("validate", "case"), ("evaluate", "case")):
+        assert re.search(rf"{what}: .*\d+/\d+ \[\d\d:\d\d<\d\d:\d\d", log), what
+        assert unit in log
+    assert re.search(r"epoch 1/1: mean train_loss [0-9.]+ over 2 iterations", log)
+    assert "Epoch[1] Iteration" not in log  # MONAI's StatsHandler line per iteration is gone
 
 
 def test_train_one_epoch_and_evaluate(trained):
