@@ -75,6 +75,20 @@ def randomize_(module: torch.nn.Module, std: float = 0.3) -> torch.nn.Module:
     return module
 
 
+def saved_bytes(fn: Callable, *args) -> tuple[int, object]:
+    """Bytes of the tensors autograd saves for backward during ``fn(*args)``, and what ``fn`` returned."""
+    total = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn(*args)
+    return total, out
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now (the OS picks it: bind to port 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

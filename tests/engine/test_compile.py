@@ -5,21 +5,13 @@ import torch
 
 from monai_iunet import IUNet
 
-from conftest import randomize_
+from conftest import randomize_, saved_bytes
 
 
 def saved_bytes_and_grads(fn, net, x):
     """Bytes of the tensors autograd saves for backward during ``fn(x)``, and the parameter gradients."""
-    total = 0
-
-    def pack(t):
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
     net.zero_grad(set_to_none=True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn(x)
+    total, out = saved_bytes(fn, x)
     out.square().mean().backward()
     return total, torch.cat([p.grad.flatten() for p in net.parameters()])
 

@@ -10,7 +10,7 @@ import torch
 from monai_iunet import IUNet
 from monai_iunet.engine import ReconstructionGuard, compiled_modules, uncompile_inner
 
-from conftest import randomize_
+from conftest import randomize_, saved_bytes
 
 
 class CountingBackend:
@@ -59,17 +59,7 @@ def test_compiled_inner_gradients_equal_eager_and_memory_saving_kept():
     other = copy.deepcopy(net).compile_inner(backend="aot_eager")
     saved = {}
     for key, module in (("eager", net), ("compiled", other)):
-        total = 0
-
-        def pack(t):
-            nonlocal total
-            total += t.numel() * t.element_size()
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = module(x)
-        saved[key] = total
-        del out
+        saved[key], _ = saved_bytes(module, x)
     assert saved["compiled"] == saved["eager"]  # the compiled calls save nothing beyond one block's backward step
     assert relative_error(grads(other, x), grads(net, x)) < 1e-6
 
