@@ -20,10 +20,11 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pydicom
@@ -135,8 +136,15 @@ def dataset_from_json(item: Mapping) -> pydicom.Dataset:
 
 
 def _request(what: str, call, *args, **kwargs):
-    try:
+    with _pacs_errors(what):
         return call(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _pacs_errors(what: str) -> Iterator[None]:
+    """Turn the PACS's refusals and connection failures during ``what`` into one-sentence :class:`DICOMwebError`."""
+    try:
+        yield
     except requests.HTTPError as e:
         answer = e.response.status_code if e.response is not None else "no answer"
         hint = " (check the credentials: --auth-file or $" + TOKEN_ENV + ")" if answer in (401, 403) else ""
@@ -239,18 +247,26 @@ class DICOMwebStudy:
         )
         return dataset_from_json(metadata)
 
-    def fetch_series(self, series_uid: str, folder: str | os.PathLike) -> list[str]:
-        """WADO-RS: write every instance of one series into ``folder`` (created); returns the files."""
-        datasets = _request(
-            f"the retrieval of series {series_uid}", self.client.retrieve_series, self.study_uid, series_uid
-        )
+    def fetch_series(
+        self, series_uid: str, folder: str | os.PathLike, on_instance: Callable[[], object] | None = None
+    ) -> list[str]:
+        """WADO-RS: write every instance of one series into ``folder`` (created) as it arrives; returns the files.
+
+        Args:
+            series_uid: the SeriesInstanceUID.
+            folder: where the instances are written (``00000.dcm``, ``00001.dcm``, ...).
+            on_instance: called after each instance is written (a progress bar's ``update``).
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         files = []
-        for k, ds in enumerate(datasets):
-            path = folder / f"{k:05d}.dcm"
-            ds.save_as(path, enforce_file_format=True)
-            files.append(str(path))
+        with _pacs_errors(f"the retrieval of series {series_uid}"):
+            for k, ds in enumerate(self.client.iter_series(self.study_uid, series_uid)):
+                path = folder / f"{k:05d}.dcm"
+                ds.save_as(path, enforce_file_format=True)
+                files.append(str(path))
+                if on_instance is not None:
+                    on_instance()
         return files
 
     def store(self, files: Sequence[str | os.PathLike]) -> list[str]:

@@ -20,7 +20,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pydicom
@@ -32,6 +32,7 @@ from monai_iunet.clinical.io import ClinicalInputError
 from monai_iunet.clinical.pipeline import segment
 from monai_iunet.clinical.series import SeriesInfo, choice_table, identify_series
 from monai_iunet.clinical.study import scan_study
+from monai_iunet.progress import progress_bar
 
 __all__ = [
     "SEG_DESCRIPTION",
@@ -79,8 +80,8 @@ class PacsStudy:
             infos.append(SeriesInfo.from_dataset(header, n_instances=n))
         return infos
 
-    def files(self, info: SeriesInfo, folder: Path) -> list[str]:
-        return self.pacs.fetch_series(info.series_uid, folder)
+    def files(self, info: SeriesInfo, folder: Path, on_instance: Callable[[], object] | None = None) -> list[str]:
+        return self.pacs.fetch_series(info.series_uid, folder, on_instance)
 
 
 class FolderStudy:
@@ -181,6 +182,17 @@ def _store(pacs: DICOMwebStudy, output: Path, version: int, earlier: list[dict])
     return {"version": version, "instances": stored, "files": [p.name for p in (seg, *reports)], "kept": kept}
 
 
+def _fetch(
+    source: PacsStudy | FolderStudy, chosen: Mapping[Modality, SeriesInfo], folder: Path, progress: bool | str | None
+) -> dict[str, list[str]]:
+    """The files of the chosen series (a PACS study's are fetched into ``folder``, with a bar over the instances)."""
+    if not isinstance(source, PacsStudy):
+        return {m.value: source.files(info, folder / m.value) for m, info in chosen.items()}
+    total = sum(info.n_instances for info in chosen.values())
+    with progress_bar(total=total, desc="fetch", unit="instance", progress=progress, leave=False) as bar:
+        return {m.value: source.files(info, folder / m.value, bar.update) for m, info in chosen.items()}
+
+
 def segment_study_source(
     source: PacsStudy | FolderStudy,
     output: str | os.PathLike,
@@ -222,7 +234,7 @@ def segment_study_source(
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{output.name}.", suffix=".series", dir=output.parent) as tmp:
         t = time.perf_counter()
-        files = {m.value: source.files(info, Path(tmp) / m.value) for m, info in chosen.items()}
+        files = _fetch(source, chosen, Path(tmp), segment_options.get("progress"))
         fetch_s = time.perf_counter() - t
         replace = overwrite if overwrite_output is None else overwrite_output
         report = segment(**files, output=output, overwrite=replace, **segment_options)

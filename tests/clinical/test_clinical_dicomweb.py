@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import highdicom as hd
 import pydicom
@@ -70,7 +71,23 @@ def test_wrong_credentials_are_named(orthanc, study, tmp_path):  # noqa: F811
         find_studies(client, {"StudyInstanceUID": study["study"]["StudyInstanceUID"]})
 
 
-def test_segment_and_store_round_trip(orthanc, study, auth_file, bundle, tmp_path, capsys):  # noqa: F811
+def test_fetch_streams_every_instance_to_disk_and_counts_it(orthanc, study, auth_file, tmp_path):  # noqa: F811
+    uid = study["study"]["StudyInstanceUID"]
+    client = connect(orthanc.dicomweb_url, auth_file=auth_file)
+    pacs = DICOMwebStudy(client, uid)
+    row = next(r for r in pacs.series() if int(r["NumberOfSeriesRelatedInstances"]) > 1)
+    counted = []
+    files = pacs.fetch_series(row["SeriesInstanceUID"], tmp_path / "series", lambda: counted.append(1))
+    assert len(files) == len(counted) == int(row["NumberOfSeriesRelatedInstances"])
+    expected = sorted(ds.SOPInstanceUID for ds in client.retrieve_series(uid, row["SeriesInstanceUID"]))
+    assert sorted(pydicom.dcmread(f).SOPInstanceUID for f in files) == expected
+    unauthorised = DICOMwebStudy(connect(orthanc.dicomweb_url, token_env="NO_SUCH_VARIABLE"), uid)
+    with pytest.raises(DICOMwebError, match="retrieval of series .*HTTP 401"):
+        unauthorised.fetch_series(row["SeriesInstanceUID"], tmp_path / "refused")
+
+
+def test_segment_and_store_round_trip(orthanc, study, auth_file, bundle, tmp_path, capsys, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("MONAI_IUNET_PROGRESS", "on")  # bars drawn into the captured stderr
     uid = study["study"]["StudyInstanceUID"]
     client = connect(orthanc.dicomweb_url, auth_file=auth_file)
     assert [s["StudyInstanceUID"] for s in find_studies(client, {"StudyDescription": "*HEAD*"})] == [uid]
@@ -78,6 +95,9 @@ def test_segment_and_store_round_trip(orthanc, study, auth_file, bundle, tmp_pat
     argv += ["--bundle", str(bundle), "--device", "cpu", "--store"]
     assert main([*argv, "--output", str(tmp_path / "first")]) == 0
     report = json.loads((tmp_path / "first" / "report.json").read_text())
+    fetched = re.findall(r"fetch: .*?(\d+)/(\d+) ", capsys.readouterr().err)  # a bar over the four series' instances
+    assert fetched and len({total for _, total in fetched}) == 1 and int(fetched[-1][1]) > 4  # instances, not series
+    assert 0 < int(fetched[-1][0]) <= int(fetched[-1][1])  # (the bar is cleared when done: its last redraw shows)
     assert report["study"]["series"]["t1ce"]["description"] == "T1 post-contrast"
     assert report["pacs"]["version"] == 1
     # the SEG is in the study, found back by QIDO-RS, and it is the one written locally
