@@ -34,7 +34,14 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from monai_iunet.errors import UserInputError
 
-__all__ = ["PROGRESS_ENV", "ProgressMode", "logging_beside_bars", "progress_bar", "progress_enabled"]
+__all__ = [
+    "PROGRESS_ENV",
+    "ProgressMode",
+    "logging_beside_bars",
+    "progress_bar",
+    "progress_enabled",
+    "showing_progress",
+]
 
 PROGRESS_ENV = "MONAI_IUNET_PROGRESS"
 """The environment variable that turns the progress bars on or off (``on``, ``off`` or ``auto``)."""
@@ -131,3 +138,12 @@ def logging_beside_bars(enabled: bool = True) -> Iterator[None]:
         return
     with logging_redirect_tqdm(loggers=[logging.getLogger()]):
         yield
+
+
+@contextlib.contextmanager
+def showing_progress(iterable: Iterable | None = None, **kwargs: Any) -> Iterator[tqdm]:
+    """:func:`progress_bar` for the duration of a ``with`` block, closed at its end; while the bar is drawn, log
+    records appear above it (:func:`logging_beside_bars`). ``kwargs``: those of :func:`progress_bar`."""
+    bar = progress_bar(iterable, **kwargs)
+    with logging_beside_bars(not bar.disable), bar:
+        yield bar

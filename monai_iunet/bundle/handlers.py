@@ -54,6 +54,17 @@ def _scalar(value: Any) -> float:
     return float(value.item() if isinstance(value, torch.Tensor) else value)
 
 
+def output_loss(output: Any, key: str = "loss") -> float | None:
+    """The scalar loss in an engine's output (a dict, MONAI's list of one dict per sample, or the loss itself), or
+    ``None`` when it holds none."""
+    if isinstance(output, (list, tuple)) and output:
+        output = output[0]
+    value = output.get(key) if isinstance(output, Mapping) else output
+    if isinstance(value, torch.Tensor):
+        return float(value.item()) if value.numel() == 1 else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 class _ProcessAverage(Average):
     """ignite ``Average`` of this process's values only: no ``all_reduce`` across ranks in ``compute``.
 
@@ -101,9 +112,10 @@ class EpochLossLogger(StatsHandler):
         super().attach(engine)
 
     def _loss(self, output: Any) -> float:
-        if isinstance(output, (list, tuple)):
-            output = output[0]
-        return _scalar(output[self.loss_key] if isinstance(output, Mapping) else output)
+        loss = output_loss(output, self.loss_key)
+        if loss is None:
+            raise ValueError(f"the trainer's output holds no scalar {self.loss_key!r} to log.")
+        return loss
 
     def _epoch_started(self, engine: Engine) -> None:
         self._start = time.perf_counter()

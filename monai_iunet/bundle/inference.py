@@ -23,7 +23,7 @@ from monai.utils import convert_data_type
 from torch.utils.data import Subset
 
 from monai_iunet.bundle.handlers import quiet_fresh_start
-from monai_iunet.progress import logging_beside_bars, progress_bar
+from monai_iunet.progress import showing_progress
 
 __all__ = ["NiftiWriterOnOwnGrid", "infer_case_by_case"]
 
@@ -81,8 +81,7 @@ def infer_case_by_case(
     """
     broken = [] if broken is None else broken
     quiet_fresh_start(evaluator, every_resume=True)
-    bar = progress_bar(range(len(dataset)), desc="infer", unit="case", progress=progress)
-    with logging_beside_bars(not bar.disable), bar:
+    with showing_progress(range(len(dataset)), desc="infer", unit="case", progress=progress) as bar:
         for index in bar:
             _infer_one(evaluator, dataset, index, broken)
     return broken

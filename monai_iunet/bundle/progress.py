@@ -11,25 +11,13 @@ appears, above the bar.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
-from typing import Any
 
-import torch
 from ignite.engine import Engine, Events
 
-from monai_iunet.progress import logging_beside_bars, progress_bar, progress_enabled
+from monai_iunet.bundle.handlers import output_loss
+from monai_iunet.progress import progress_enabled, showing_progress
 
 __all__ = ["RunProgressBar"]
-
-
-def _loss(output: Any, key: str) -> float | None:
-    """The loss in an engine's output (a dict, or MONAI's list of one dict per sample), if there is one."""
-    if isinstance(output, (list, tuple)) and output:
-        output = output[0]
-    value = output.get(key) if isinstance(output, Mapping) else None
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return float(value.item())
-    return float(value) if isinstance(value, (int, float)) else None
 
 
 class RunProgressBar:
@@ -63,7 +51,7 @@ class RunProgressBar:
         self.loss_key = loss_key
         self.progress = progress
         self.bar = None
-        self._logging = contextlib.ExitStack()
+        self._shown = contextlib.ExitStack()
 
     def attach(self, engine: Engine) -> None:
         """Draw the bar during ``engine``'s runs, if bars are drawn at all (nothing is attached otherwise)."""
@@ -79,21 +67,19 @@ class RunProgressBar:
         state = engine.state
         known = state.epoch_length is not None and state.max_epochs is not None  # not for a run by max_iters
         total = (state.max_epochs - state.epoch) * state.epoch_length if known else None
-        self._logging.enter_context(logging_beside_bars())
-        self.bar = progress_bar(total=total, desc=self.desc, unit=self.unit, progress=True, leave=False)
+        shown = showing_progress(total=total, desc=self.desc, unit=self.unit, progress=True, leave=False)
+        self.bar = self._shown.enter_context(shown)
 
     def _advance(self, engine: Engine) -> None:
         if self.bar is None:
             return
         state = engine.state
         postfix = f"epoch {state.epoch}/{state.max_epochs or '?'}" if self.show_epoch else ""
-        loss = _loss(state.output, self.loss_key)
+        loss = output_loss(state.output, self.loss_key)
         postfix += f", {self.loss_key} {loss:.4f}" if loss is not None else ""
         self.bar.set_postfix_str(postfix.lstrip(", "), refresh=False)
         self.bar.update()
 
     def _close(self, engine: Engine | None = None) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        self._logging.close()
+        self.bar = None
+        self._shown.close()

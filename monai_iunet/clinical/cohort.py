@@ -33,7 +33,7 @@ from monai_iunet.clinical.dicomweb import DICOMwebStudy, find_studies, parse_que
 from monai_iunet.clinical.io import ClinicalInputError
 from monai_iunet.clinical.series import AmbiguousSeriesError
 from monai_iunet.clinical.study_sources import ExistingResultError, FolderStudy, PacsStudy, segment_study_source
-from monai_iunet.progress import logging_beside_bars, progress_bar
+from monai_iunet.progress import showing_progress
 
 __all__ = ["CohortStudy", "run_cohort", "studies_from_args"]
 
@@ -237,9 +237,8 @@ def run_cohort(
         segmenter = BundleSegmenter(bundle or DEFAULT_BUNDLE, device=device) if todo else None
     except FileNotFoundError as e:
         raise ClinicalInputError(f"--bundle: {e}") from None
-    bar = progress_bar(total=len(todo), desc="cohort", unit="study", progress=progress)
-    options = {**segment_options, "segmenter": segmenter, "progress": not bar.disable}
-    with logging_beside_bars(not bar.disable), bar:
+    with showing_progress(total=len(todo), desc="cohort", unit="study", progress=progress) as bar:
+        options = {**segment_options, "segmenter": segmenter, "progress": not bar.disable}
         for entry in todo:
             row = _run_one(entry, output, store, overwrite, options)
             write_row(output / entry.key, row)

@@ -38,7 +38,7 @@ from monai_iunet.clinical.outputs import (
 from monai_iunet.clinical.preprocessing import apply_mask, n4_correct, read_brain_mask, resample_to_reference
 from monai_iunet.clinical.registration import register_rigid
 from monai_iunet.clinical.volumes_sr import write_volumes_sr
-from monai_iunet.progress import logging_beside_bars, progress_bar
+from monai_iunet.progress import showing_progress
 
 __all__ = ["DEFAULT_BUNDLE", "BrainMaskWarning", "RegistrationWarning", "segment"]
 
@@ -195,8 +195,8 @@ def segment(
     sources = {name: given[name] for name in MODALITY_ORDER}
     start, cpu_start = time.perf_counter(), time.process_time()
     title = Path(output).name
-    steps = progress_bar(total=4 + bool(n4), desc=title[-24:], unit="step", progress=progress, leave=False)
-    with logging_beside_bars(not steps.disable), steps, atomic_output_dir(output, overwrite=overwrite) as tmp:
+    shown = showing_progress(total=4 + bool(n4), desc=title[-24:], unit="step", progress=progress, leave=False)
+    with shown as steps, atomic_output_dir(output, overwrite=overwrite) as tmp:
         steps.set_postfix_str("read")
         series = {name: read_series(name, src, series_uids) for name, src in sources.items()}
         study_warnings = check_same_study(series, allow_mixed=allow_mixed_studies)

@@ -18,6 +18,7 @@ Command line::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Sequence
@@ -53,8 +54,6 @@ def make_foam_ct_pair(
         spatial_size: volume size per axis (int for a cube).
         seed: seed of the phantom, the scan geometry and the noise.
         phantom_kwargs: passed to :func:`~monai_iunet.data.foam.generate_foam_phantom`.
-        progress: draw a progress bar over the volumes: ``None`` (``MONAI_IUNET_PROGRESS``, else only at a
-            terminal), ``"on"``, ``"off"``, ``"auto"`` or a bool (:mod:`monai_iunet.progress`).
         ct_kwargs: passed to :func:`~monai_iunet.data.ct.simulate_fbp` (``num_angles``, ``photons``, ...).
 
     Returns:
@@ -111,15 +110,14 @@ def generate_foam_ct_dataset(
     names = [f"foam_{i:03d}" for i in range(sum(counts.values()))]
     seeds = np.random.SeedSequence(seed).spawn(len(names))
     jobs = [(output_dir, name, size, s, phantom_kwargs or {}, ct_kwargs) for name, s in zip(names, seeds)]
-    with progress_bar(total=len(jobs), desc="foam CT volumes", unit="volume", progress=progress) as bar:
+    with contextlib.ExitStack() as stack:
         if num_workers > 0:
-            with ProcessPoolExecutor(num_workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-                for _ in pool.map(_write_pair, jobs):
-                    bar.update()
+            pool = ProcessPoolExecutor(num_workers, initializer=torch.set_num_threads, initargs=(1,))
+            written = stack.enter_context(pool).map(_write_pair, jobs)
         else:
-            for job in jobs:
-                _write_pair(job)
-                bar.update()
+            written = map(_write_pair, jobs)
+        for _ in progress_bar(written, total=len(jobs), desc="foam CT volumes", unit="volume", progress=progress):
+            pass
 
     datalist: dict[str, Any] = {
         "name": "foam_ct",
