@@ -24,7 +24,7 @@ from ignite.exceptions import NotComputableError
 from ignite.metrics import Average
 from monai.handlers import StatsHandler, ValidationHandler
 
-__all__ = ["EpochLossLogger", "ValidateAtIntervalAndEnd", "ValidationLogger", "quiet_fresh_start"]
+__all__ = ["EpochLossLogger", "ValidateAtIntervalAndEnd", "ValidationLogger", "output_loss", "quiet_fresh_start"]
 
 logger = logging.getLogger("monai_iunet.train")
 
